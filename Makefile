@@ -1,0 +1,38 @@
+# KMT — the two commands a newcomer needs are `make demo` and `make test`.
+
+CARGO ?= cargo
+PORT ?= 8080
+DATA ?= ./data
+
+.PHONY: demo test lint unit build release bench fmt clean
+
+## make demo: build and start the demo on the embedded store (http://127.0.0.1:$(PORT)/)
+demo:
+	$(CARGO) build --release -p kmt-api
+	$${CARGO_TARGET_DIR:-target}/release/kmt demo --port $(PORT) --data $(DATA)
+
+## make test: provision PostgreSQL, then run lints and every test
+test: lint unit
+
+unit:
+	@. scripts/ensure-postgres.sh && $(CARGO) test --workspace --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p kmt-api -p kmt-indexer -p kmt-benches
+
+## make bench: the latency benchmark at 100,000 articles (writes BENCHMARKS.md)
+bench:
+	bash benches/run-latency.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,184 @@
+//! The router, its middleware and the server loop.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
+use engine::search::SearchIndex;
+use engine::store::Store;
+use indexer::Follower;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::error::problem;
+use crate::routes::{articles, health, search};
+use crate::state::AppState;
+
+/// Largest accepted request body (an article body may be 2 MiB).
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "KMT", description = "Knowledge-management service API"),
+    paths(
+        health::healthz, health::readyz, search::search,
+        articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&BearerAuth),
+    tags((name = "search"), (name = "articles"), (name = "operations")),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> impl IntoResponse {
+    problem(StatusCode::NOT_FOUND, "no such endpoint".into(), None)
+}
+
+async fn home() -> Html<&'static str> {
+    Html(include_str!("home.html"))
+}
+
+/// Builds the router with its middleware.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/", get(home))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/search", get(search::search))
+        .route("/v1/articles", get(articles::list).post(articles::create))
+        .route(
+            "/v1/articles/{id}",
+            get(articles::get).put(articles::update).delete(articles::delete),
+        )
+        .route("/v1/articles/{id}/versions", get(articles::versions))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// Options of a running server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Index directory.
+    pub index_dir: std::path::PathBuf,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Outbox rows per index commit.
+    pub index_batch: i64,
+}
+
+/// Opens the index, starts the in-process follower and serves until
+/// SIGINT/SIGTERM, then drains in-flight requests and stops the follower.
+/// `on_listening` is called with the bound address (the demo prints it).
+pub async fn serve(
+    store: Store,
+    opts: ServeOptions,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", opts.listen))?;
+    serve_on(store, opts, listener, on_listening, shutdown_signal()).await
+}
+
+/// [`serve`] on a bound listener, until `shutdown` resolves (tests pass
+/// their own).
+pub async fn serve_on(
+    store: Store,
+    opts: ServeOptions,
+    listener: tokio::net::TcpListener,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let index = open_index(&opts.index_dir)?;
+    let follower = Follower::new(store.clone(), index.clone(), opts.index_batch).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: is another kmt server or kmt-indexer using {}?",
+            opts.index_dir.display()
+        )
+    })?;
+    let status = follower.status();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let follower_task = tokio::spawn(follower.run(stop_rx));
+    let state = AppState {
+        store,
+        index,
+        follower: status,
+    };
+    let app = router(state, opts.request_timeout);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    on_listening(addr);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("http server drained; stopping the index follower");
+    let _ = stop_tx.send(true);
+    let _ = follower_task.await;
+    Ok(())
+}
+
+fn open_index(dir: &Path) -> anyhow::Result<SearchIndex> {
+    SearchIndex::open(dir).map_err(|e| anyhow::anyhow!("opening the index in {}: {e}", dir.display()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown signal received; draining");
+}
+

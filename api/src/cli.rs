@@ -1,0 +1,243 @@
+//! The `kmt` subcommands. Every command finds its store the same way:
+//! `DATABASE_URL` for Postgres, else the embedded SQLite store in
+//! `--data DIR` / `KMT_DATA_DIR` (default `./data`).
+
+mod demo;
+pub mod import;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use engine::auth::{new_token, Principal};
+use engine::store::Store;
+
+use crate::app::{serve, ServeOptions};
+
+/// The KMT knowledge-management service.
+#[derive(Debug, Parser)]
+#[command(name = "kmt", version, about)]
+pub struct Cli {
+    /// PostgreSQL URL of the system of record; without it the embedded
+    /// SQLite store in `--data` is used.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Data directory: the embedded store, the index, demo files.
+    #[arg(long = "data", env = "KMT_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "KMT_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Server options shared by `serve` and `demo`.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Address to bind (the port is taken from `--port` when given).
+    #[arg(long, env = "KMT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Port to bind on the `--listen` address.
+    #[arg(long, env = "KMT_PORT")]
+    pub port: Option<u16>,
+    /// Index directory (default `<data>/index`).
+    #[arg(long, env = "KMT_INDEX_DIR")]
+    pub index_dir: Option<PathBuf>,
+    /// Per-request timeout, in seconds.
+    #[arg(long, env = "KMT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Outbox rows applied per index commit.
+    #[arg(long, env = "KMT_INDEXER_BATCH", default_value_t = indexer::follower::DEFAULT_BATCH)]
+    pub index_batch: i64,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (and keep the index fresh from the outbox).
+    Serve(ServerArgs),
+    /// Run the demo: embedded store, sample corpus, demo accounts.
+    Demo(ServerArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Import articles from JSON Lines, a Markdown folder or a BEIR corpus.
+    Import(import::ImportArgs),
+    /// Rebuild the search index from the store (running servers rebuild
+    /// theirs too, and swap without stopping queries).
+    Reindex {
+        /// Index directory (default `<data>/index`).
+        #[arg(long, env = "KMT_INDEX_DIR")]
+        index_dir: Option<PathBuf>,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Exit 0 when the server on this machine answers `/healthz` (for
+    /// container health checks: the image has no curl).
+    Healthcheck {
+        /// Address of the server.
+        #[arg(long, env = "KMT_HEALTHCHECK_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+}
+
+/// `kmt user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// Username.
+        name: String,
+        /// Roles and groups (repeat, or comma-separate).
+        #[arg(long = "role", value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// Display name (default: the username).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Replace a user's roles.
+    SetRoles {
+        /// Username.
+        name: String,
+        /// Roles and groups.
+        #[arg(long = "role", value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+    },
+}
+
+/// `kmt token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (shown only once).
+    Create {
+        /// Username.
+        user: String,
+        /// A label for the token.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+fn init_logging(format: &str, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default.into());
+    let _ = if format == "json" {
+        tracing_subscriber::fmt().json().with_env_filter(filter).try_init()
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init()
+    };
+}
+
+impl ServerArgs {
+    fn options(&self, data_dir: &std::path::Path) -> ServeOptions {
+        let mut listen = self.listen;
+        if let Some(p) = self.port {
+            listen.set_port(p);
+        }
+        ServeOptions {
+            listen,
+            index_dir: self
+                .index_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("index")),
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            index_batch: self.index_batch,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = matches!(
+        cli.command,
+        Command::Import(_) | Command::User(_) | Command::Token(_) | Command::Migrate | Command::Reindex { .. }
+    );
+    init_logging(
+        &cli.log_format,
+        if quiet { "warn" } else { "info,tantivy=warn,tower_http=warn" },
+    );
+    let db = cli.database_url.as_deref();
+    if let Command::Healthcheck { addr } = &cli.command {
+        return healthcheck(*addr).await;
+    }
+    if let Command::Demo(args) = &cli.command {
+        if db.is_some() {
+            tracing::warn!("the demo ignores DATABASE_URL and uses the embedded store");
+        }
+        return demo::run(&cli.data_dir, args.options(&cli.data_dir)).await;
+    }
+    let store = Store::open(db, &cli.data_dir)
+        .await
+        .with_context(|| match db {
+            Some(_) => "opening the PostgreSQL store (DATABASE_URL)".to_string(),
+            None => format!("opening the embedded store in {}", cli.data_dir.display()),
+        })?;
+    let system = Principal::system();
+    match cli.command {
+        Command::Serve(args) => serve(store, args.options(&cli.data_dir), |_| {}).await,
+        Command::Demo(_) | Command::Healthcheck { .. } => unreachable!("handled above"),
+        Command::Migrate => {
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::Import(args) => import::run(&store, &args).await,
+        Command::Reindex { index_dir } => {
+            let dir = index_dir.unwrap_or_else(|| cli.data_dir.join("index"));
+            import::reindex(&store, &dir).await
+        }
+        Command::User(UserCommand::Add { name, roles, display_name }) => {
+            let u = store
+                .create_user(&system, &name, display_name.as_deref().unwrap_or(&name), &roles)
+                .await?;
+            println!("user {} created with roles {}", u.username, u.roles.join(","));
+            Ok(())
+        }
+        Command::User(UserCommand::List) => {
+            for u in store.list_users().await? {
+                println!("{}\t{}\t{}", u.username, u.roles.join(","), u.display_name);
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::SetRoles { name, roles }) => {
+            let u = store.set_roles(&system, &name, &roles).await?;
+            println!("user {} now has roles {}", u.username, u.roles.join(","));
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { user, name }) => {
+            let (token, hash) = new_token();
+            store.create_token(&system, &user, &name, &hash).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 GET of `/healthz`.
+async fn healthcheck(addr: SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        anyhow::Ok(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .context("health check timed out")??;
+    let head = String::from_utf8_lossy(&buf[..buf.len().min(32)]).to_string();
+    anyhow::ensure!(head.contains(" 200 "), "unhealthy: {head}");
+    Ok(())
+}

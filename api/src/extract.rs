@@ -1,0 +1,123 @@
+//! Request extractors that answer rejections with our problem responses:
+//! [`ApiJson`] for bodies, [`Params`] for query strings (repeated keys
+//! allowed), and [`Auth`] for the caller.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::header;
+use engine::auth::{hash_token, Principal};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// JSON body extractor with problem+json rejections.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(ApiError::BadRequest {
+                message: rej.body_text(),
+                field: None,
+            }),
+        }
+    }
+}
+
+/// The query string as (key, value) pairs, keys possibly repeated.
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    /// Fails on any key not in `allowed` (typos should not be ignored silently).
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        for (k, _) in &self.0 {
+            if !allowed.contains(&k.as_str()) {
+                return Err(ApiError::bad_param(
+                    k,
+                    format!("unknown parameter {k:?}; expected one of {}", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The last value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `key` parsed as a number within `range`, or `default`.
+    pub fn number(
+        &self,
+        key: &str,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<usize, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(default),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => Err(ApiError::Engine(engine::Error::invalid(
+                    key,
+                    format!(
+                        "{v:?} is not a number in {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
+                ))),
+            },
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(Params(
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+/// The authenticated caller: a Bearer token's user, or anonymous.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(Auth(Principal::anonymous()));
+        };
+        let token = h
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(ApiError::Engine(engine::Error::Unauthenticated))?;
+        match state.store.principal_for_token(&hash_token(token)).await? {
+            Some(p) => Ok(Auth(p)),
+            None => Err(ApiError::Engine(engine::Error::Unauthenticated)),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! KMT's HTTP API and command line.
+//!
+//! `routes` holds thin handlers; `app` builds the router and runs the
+//! server; `cli` implements the `kmt` subcommands.
+
+pub mod app;
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+/// The sample knowledge base compiled into the binary.
+pub mod corpus {
+    include!(concat!(env!("OUT_DIR"), "/corpus.rs"));
+}

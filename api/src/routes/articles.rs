@@ -1,0 +1,104 @@
+//! `/v1/articles`: create, read, update, delete, list, versions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use engine::auth::Permission;
+use engine::model::{Article, ArticlePatch, ArticleVersion, NewArticle};
+use engine::search::{SearchResults, Sort};
+
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, Auth, Params};
+use crate::routes::search::{parse_request, run, server_timing};
+use crate::state::AppState;
+
+/// List articles the caller may read, newest first (a search without
+/// text; accepts the search parameters).
+#[utoipa::path(get, path = "/v1/articles", tag = "articles",
+    params(("filter" = Option<Vec<String>>, Query), ("sort" = Option<String>, Query), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    responses((status = 200, body = SearchResults)),
+    security((), ("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Auth,
+    params: Params,
+) -> ApiResult<(axum::http::HeaderMap, Json<SearchResults>)> {
+    auth.0.require(Permission::ArticleRead)?;
+    let req = parse_request(&params, Sort::Updated)?;
+    let res = run(&s, auth, req).await?;
+    Ok((server_timing(&res), Json(res)))
+}
+
+/// Create an article (owned by the caller). Creating it directly as
+/// `published` needs the publish permission.
+#[utoipa::path(post, path = "/v1/articles", tag = "articles", request_body = NewArticle,
+    responses((status = 201, body = Article), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(input): ApiJson<NewArticle>,
+) -> ApiResult<(StatusCode, Json<Article>)> {
+    p.require(Permission::ArticleWrite)?;
+    let a = engine::articles::create(&s.store, &p, input).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// Read an article by id or slug.
+#[utoipa::path(get, path = "/v1/articles/{id}", tag = "articles",
+    params(("id" = String, Path, description = "numeric id or slug")),
+    responses((status = 200, body = Article), (status = 404, body = crate::error::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn get(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Article>> {
+    p.require(Permission::ArticleRead)?;
+    Ok(Json(engine::articles::get(&s.store, &p, &id).await?))
+}
+
+/// Update an article: fields present replace the stored ones; a new
+/// version is written. `expected_version` guards against lost updates.
+#[utoipa::path(put, path = "/v1/articles/{id}", tag = "articles", request_body = ArticlePatch,
+    params(("id" = String, Path, description = "numeric id or slug")),
+    responses((status = 200, body = Article), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<ArticlePatch>,
+) -> ApiResult<Json<Article>> {
+    p.require(Permission::ArticleWrite)?;
+    Ok(Json(engine::articles::update(&s.store, &p, &id, patch).await?))
+}
+
+/// Delete an article (its versions and audit trail stay).
+#[utoipa::path(delete, path = "/v1/articles/{id}", tag = "articles",
+    params(("id" = String, Path, description = "numeric id or slug")),
+    responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    p.require(Permission::ArticleDelete)?;
+    engine::articles::delete(&s.store, &p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Version history, oldest first.
+#[utoipa::path(get, path = "/v1/articles/{id}/versions", tag = "articles",
+    params(("id" = String, Path, description = "numeric id or slug")),
+    responses((status = 200, body = Vec<ArticleVersion>), (status = 404, body = crate::error::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn versions(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ArticleVersion>>> {
+    p.require(Permission::ArticleRead)?;
+    Ok(Json(engine::articles::versions(&s.store, &p, &id).await?))
+}

@@ -1,0 +1,52 @@
+//! Liveness and readiness probes.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `starting`.
+    pub status: &'static str,
+    /// `postgres` or `sqlite`.
+    pub store: &'static str,
+    /// Documents in the search index.
+    pub index_documents: u64,
+    /// Outbox sequence the index covers.
+    pub checkpoint: i64,
+    /// Outbox rows not yet indexed.
+    pub lag: i64,
+    /// The follower's last error, if the last catch-up failed.
+    pub last_error: Option<String>,
+}
+
+/// Readiness: 200 once the index has caught up with the store, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let ready = s.follower.ready.load(Ordering::Relaxed);
+    let body = Readiness {
+        status: if ready { "ready" } else { "starting" },
+        store: s.store.backend(),
+        index_documents: s.index.num_docs(),
+        checkpoint: s.follower.checkpoint.load(Ordering::Relaxed),
+        lag: s.follower.lag(),
+        last_error: s.follower.last_error.lock().ok().and_then(|e| e.clone()),
+    };
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
+}

@@ -1,0 +1,6 @@
+//! HTTP routes. Handlers are thin: extract → check the endpoint's
+//! permission → one engine call → map the result.
+
+pub mod articles;
+pub mod health;
+pub mod search;

@@ -1,0 +1,116 @@
+//! `GET /v1/search`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::Json;
+use engine::auth::Permission;
+use engine::search::{FacetField, Filter, MatchMode, SearchRequest, SearchResults, Sort};
+
+use crate::error::ApiResult;
+use crate::extract::{Auth, Params};
+use crate::state::AppState;
+
+const PARAMS: &[&str] = &["q", "filter", "facets", "sort", "limit", "offset", "match"];
+
+/// Maps query parameters to a search request.
+pub fn parse_request(p: &Params, default_sort: Sort) -> ApiResult<SearchRequest> {
+    p.only(PARAMS)?;
+    let filters = p
+        .all("filter")
+        .filter(|f| !f.is_empty())
+        .map(Filter::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut facets = Vec::new();
+    for v in p.all("facets") {
+        for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let f = FacetField::parse(name)?;
+            if !facets.contains(&f) {
+                facets.push(f);
+            }
+        }
+    }
+    let sort = match p.get("sort") {
+        None | Some("") => default_sort,
+        Some("relevance") => Sort::Relevance,
+        Some("updated") => Sort::Updated,
+        Some("title") => Sort::Title,
+        Some(other) => {
+            return Err(engine::Error::invalid(
+                "sort",
+                format!("unknown sort {other:?}; use relevance, updated or title"),
+            )
+            .into())
+        }
+    };
+    let match_mode = match p.get("match") {
+        None | Some("") | Some("all") => MatchMode::All,
+        Some("any") => MatchMode::Any,
+        Some(other) => {
+            return Err(engine::Error::invalid("match", format!("unknown match mode {other:?}; use all or any")).into())
+        }
+    };
+    let req = SearchRequest {
+        q: p.get("q").unwrap_or("").to_string(),
+        filters,
+        facets,
+        sort,
+        limit: p.number("limit", 10, 1..=engine::search::MAX_LIMIT)?,
+        offset: p.number("offset", 0, 0..=engine::search::MAX_OFFSET)?,
+        match_mode,
+    };
+    req.validate()?;
+    Ok(req)
+}
+
+/// Runs a search on a blocking thread (tantivy is CPU-bound).
+pub async fn run(s: &AppState, auth: Auth, req: SearchRequest) -> ApiResult<SearchResults> {
+    let index = s.index.clone();
+    let principal = auth.0;
+    Ok(tokio::task::spawn_blocking(move || index.search(&principal, &req)).await??)
+}
+
+/// `Server-Timing` header from the stage timings.
+pub fn server_timing(r: &SearchResults) -> HeaderMap {
+    let t = &r.timings;
+    let v = format!(
+        "parse;dur={:.3}, search;dur={:.3}, facets;dur={:.3}, snippets;dur={:.3}, total;dur={:.3}",
+        t.parse, t.search, t.facets, t.snippets, t.total
+    );
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        h.insert("server-timing", v);
+    }
+    h
+}
+
+/// Search articles the caller may read.
+///
+/// Words match title (boosted most), summary and body; `"quoted text"` is a
+/// phrase; the last word also matches as a prefix; words the index does not
+/// contain match near spellings. Filters: `category:X`, `tags:X`,
+/// `status:X`, `audience:X`, `updated_at>=2025-01-01`, `published_at<…`;
+/// the same field repeated ORs, different fields AND. Totals, facet counts
+/// and snippets only ever describe articles the caller may read.
+#[utoipa::path(get, path = "/v1/search", tag = "search",
+    params(
+        ("q" = Option<String>, Query, description = "query text"),
+        ("filter" = Option<Vec<String>>, Query, description = "filters, repeatable"),
+        ("facets" = Option<String>, Query, description = "comma-separated: category,tags"),
+        ("sort" = Option<String>, Query, description = "relevance (default), updated, title"),
+        ("limit" = Option<usize>, Query, description = "1..=100, default 10"),
+        ("offset" = Option<usize>, Query, description = "0..=10000"),
+        ("match" = Option<String>, Query, description = "all (default) or any"),
+    ),
+    responses((status = 200, body = SearchResults), (status = 400, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn search(
+    State(s): State<AppState>,
+    auth: Auth,
+    params: Params,
+) -> ApiResult<(HeaderMap, Json<SearchResults>)> {
+    auth.0.require(Permission::ArticleRead)?;
+    let req = parse_request(&params, Sort::Relevance)?;
+    let res = run(&s, auth, req).await?;
+    Ok((server_timing(&res), Json(res)))
+}
+

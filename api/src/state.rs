@@ -1,0 +1,18 @@
+//! Shared state of the HTTP server.
+
+use std::sync::Arc;
+
+use engine::search::SearchIndex;
+use engine::store::Store;
+use indexer::FollowerStatus;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The system of record.
+    pub store: Store,
+    /// The search index (read side).
+    pub index: SearchIndex,
+    /// The in-process follower's status (readiness, lag).
+    pub follower: Arc<FollowerStatus>,
+}

@@ -1,0 +1,149 @@
+//! Starts a real server on a loopback port over a fresh store.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use api::app::{serve_on, ServeOptions};
+use engine::auth::{new_token, Principal};
+use engine::store::Store;
+use engine::testutil::PgTestDb;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in a temporary directory.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// A fresh store of either kind, cleaned up by [`TestStore::cleanup`].
+pub struct TestStore {
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+    pg: Option<PgTestDb>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> TestStore {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, pg) = match backend {
+            Backend::Sqlite => (Store::open(None, dir.path()).await.unwrap(), None),
+            Backend::Postgres => {
+                let db = PgTestDb::create("api").await;
+                (Store::open(Some(&db.url), dir.path()).await.unwrap(), Some(db))
+            }
+        };
+        TestStore { store, dir, pg }
+    }
+
+    pub async fn cleanup(self) {
+        match self.store {
+            Store::Postgres(s) => s.close().await,
+            Store::Sqlite(s) => s.close().await,
+        }
+        if let Some(db) = self.pg {
+            db.drop_db().await;
+        }
+    }
+}
+
+/// A running server with a few users.
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub ts: TestStore,
+    /// Tokens by username: admin, vera (viewer), alice (author, auditor),
+    /// harry (viewer, hearing_officer).
+    pub tokens: std::collections::HashMap<&'static str, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        let ts = TestStore::new(backend).await;
+        let system = Principal::system();
+        let mut tokens = std::collections::HashMap::new();
+        for (name, roles) in [
+            ("admin", vec!["admin"]),
+            ("vera", vec!["viewer"]),
+            ("alice", vec!["author", "auditor"]),
+            ("harry", vec!["viewer", "hearing_officer"]),
+        ] {
+            let roles: Vec<String> = roles.into_iter().map(String::from).collect();
+            ts.store.create_user(&system, name, name, &roles).await.unwrap();
+            let (t, h) = new_token();
+            ts.store.create_token(&system, name, "test", &h).await.unwrap();
+            tokens.insert(name, t);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let opts = ServeOptions {
+            listen: addr,
+            index_dir: ts.dir.path().join("index"),
+            request_timeout: Duration::from_secs(10),
+            index_batch: 500,
+        };
+        let store = ts.store.clone();
+        let task = tokio::spawn(async move {
+            serve_on(store, opts, listener, |_| {}, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let s = TestServer {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            ts,
+            tokens,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        s.wait_ready().await;
+        s
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server did not become ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request as `user` (`None` = anonymous).
+    pub fn req(&self, method: reqwest::Method, path: &str, user: Option<&str>) -> reqwest::RequestBuilder {
+        let b = self.http.request(method, self.url(path));
+        match user {
+            Some(u) => b.bearer_auth(&self.tokens[u]),
+            None => b,
+        }
+    }
+
+    pub async fn get_json(&self, path: &str, user: Option<&str>) -> (u16, serde_json::Value) {
+        let r = self.req(reqwest::Method::GET, path, user).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+        self.ts.cleanup().await;
+    }
+}

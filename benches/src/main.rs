@@ -1,0 +1,488 @@
+//! `kmt-bench`: KMT's benchmark programs.
+//!
+//! * `scale` — generate a large JSONL corpus from the real reference text;
+//! * `queries` — print the committed DBA query set;
+//! * `latency` — closed-loop HTTP load on KMT's `/v1/search`;
+//! * `pgfts` — the PostgreSQL full-text search baseline over the same data;
+//! * `compare` — both in one run, written into BENCHMARKS.md with an SVG plot.
+//!
+//! `benches/run-latency.sh` drives the whole comparison end to end.
+
+mod corpus;
+mod http;
+mod loadgen;
+mod pgfts;
+mod plot;
+mod queries;
+mod report;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use loadgen::{LoadSpec, Measured};
+use pgfts::PgWork;
+use stats::Series;
+
+#[derive(Parser)]
+#[command(name = "kmt-bench", version, about = "KMT benchmark programs")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate N articles in KMT's JSONL format from the pgdocs and msmarco corpora.
+    Scale(ScaleArgs),
+    /// Print the built-in query set (benches/queries/pgdocs.txt), or write it to a file.
+    Queries {
+        /// Write the set here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Closed-loop latency benchmark of KMT's GET /v1/search over HTTP.
+    Latency(LatencyArgs),
+    /// PostgreSQL full-text search baseline over the same articles and queries.
+    Pgfts(PgftsArgs),
+    /// Run KMT and the PostgreSQL baseline one after the other and update BENCHMARKS.md.
+    Compare(CompareArgs),
+    /// Draw the series of earlier result files (<label>.json) on one SVG plot.
+    Plot {
+        /// Result files written by latency, pgfts or compare.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// Plot title.
+        #[arg(long, default_value = "Search latency")]
+        title: String,
+        /// Output SVG file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ScaleArgs {
+    /// Folder holding pgdocs/ and msmarco-5k/.
+    #[arg(long, env = "KMT_CORPORA", default_value = "../shared/corpora")]
+    corpora: PathBuf,
+    /// How many articles to generate; 0 converts the pgdocs pages one-to-one.
+    #[arg(long, default_value_t = 100_000)]
+    articles: usize,
+    /// Output JSONL file.
+    #[arg(long)]
+    out: PathBuf,
+    /// PRNG seed: the same seed always gives the same file.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// Query file, one query per line (default: the built-in pgdocs set).
+    #[arg(long, env = "KMT_BENCH_QUERIES")]
+    queries: Option<PathBuf>,
+    /// Concurrent closed-loop workers.
+    #[arg(long, short = 'c', env = "KMT_BENCH_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Measured seconds per system (at most 3600).
+    #[arg(long, env = "KMT_BENCH_DURATION", default_value = "10", value_parser = parse_secs)]
+    duration: Duration,
+    /// Warm-up seconds before measuring (not recorded).
+    #[arg(long, env = "KMT_BENCH_WARMUP", default_value = "2", value_parser = parse_secs)]
+    warmup: Duration,
+    /// Stop after this many measured requests per system.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_requests: u64,
+    /// Allow targets that are not on this machine (loopback / Unix socket).
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+impl LoadArgs {
+    fn spec(&self) -> LoadSpec {
+        LoadSpec {
+            concurrency: usize::from(self.concurrency),
+            warmup: self.warmup,
+            duration: self.duration,
+            max_requests: self.max_requests,
+        }
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s}"))?;
+    if !(0.0..=3600.0).contains(&v) {
+        return Err("seconds must be between 0 and 3600".into());
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[derive(Args)]
+struct LatencyArgs {
+    /// KMT base URL.
+    #[arg(long, env = "KMT_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Bearer token (anonymous callers see only public articles).
+    #[arg(long, env = "KMT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Name of the run (file names, plot title).
+    #[arg(long, default_value = "kmt")]
+    label: String,
+    /// Write <label>.json and <label>.svg here.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PgftsArgs {
+    /// Server to create the throw-away benchmark database on.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Articles in KMT's JSONL format (as written by `scale`).
+    #[arg(long)]
+    articles: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// What PostgreSQL computes per query.
+    #[arg(long, value_enum, default_value_t = PgWork::Ranked)]
+    pg_work: PgWork,
+    /// Name of the run (file names, plot title).
+    #[arg(long, default_value = "pgfts")]
+    label: String,
+    /// Write <label>.json and <label>.svg here.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// KMT base URL.
+    #[arg(long, env = "KMT_URL", default_value = "http://127.0.0.1:8080")]
+    kmt_url: String,
+    /// Bearer token for KMT (anonymous callers see only public articles).
+    #[arg(long, env = "KMT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Server to create the throw-away benchmark database on.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// The articles KMT holds, in KMT's JSONL format; PostgreSQL loads the same file.
+    #[arg(long)]
+    articles: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// What PostgreSQL computes per query.
+    #[arg(long, value_enum, default_value_t = PgWork::Ranked)]
+    pg_work: PgWork,
+    /// Section name in BENCHMARKS.md and plot file name (default n<articles>-c<concurrency>).
+    #[arg(long)]
+    label: Option<String>,
+    /// Markdown file to update.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Where the SVG plot and the JSON results go.
+    #[arg(long, default_value = "benches/results")]
+    plot_dir: PathBuf,
+    /// The driver command to record next to ours (set by run-latency.sh).
+    #[arg(long, env = "KMT_BENCH_DRIVER")]
+    driver_command: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Scale(a) => {
+            let r = corpus::scale(&a.corpora, a.articles, a.seed, &a.out)?;
+            println!(
+                "wrote {} articles ({:.1} MiB, {:.0} body words on average) to {}",
+                r.articles,
+                r.bytes as f64 / (1024.0 * 1024.0),
+                r.words as f64 / r.articles.max(1) as f64,
+                a.out.display()
+            );
+        }
+        Cmd::Queries { out } => match out {
+            Some(path) => {
+                std::fs::write(&path, queries::PGDOCS)
+                    .with_context(|| format!("write {}", path.display()))?;
+                println!(
+                    "wrote {} queries to {}",
+                    queries::parse(queries::PGDOCS).len(),
+                    path.display()
+                );
+            }
+            None => {
+                for q in queries::parse(queries::PGDOCS) {
+                    println!("{q}");
+                }
+            }
+        },
+        Cmd::Latency(a) => latency(a).await?,
+        Cmd::Pgfts(a) => pgfts_cmd(a).await?,
+        Cmd::Compare(a) => compare(a).await?,
+        Cmd::Plot {
+            results,
+            title,
+            out,
+        } => {
+            let mut series = Vec::new();
+            for path in &results {
+                #[derive(serde::Deserialize)]
+                struct ResultFile {
+                    series: Vec<Series>,
+                }
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                let file: ResultFile = serde_json::from_str(&text).with_context(|| {
+                    format!("{} is not a kmt-bench result file", path.display())
+                })?;
+                series.extend(file.series);
+            }
+            std::fs::write(&out, plot::latency_svg(&title, &series))
+                .with_context(|| format!("write {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn finish(name: &str, concurrency: usize, m: &Measured) -> Series {
+    let s = Series::new(name, concurrency, &m.recorder, m.elapsed);
+    println!("{}", stats::format_summary(&s.summary));
+    if m.interrupted {
+        eprintln!("note: the run was interrupted; the numbers cover a shorter run");
+    }
+    s
+}
+
+async fn latency(a: LatencyArgs) -> Result<()> {
+    let base = http::parse_base(&a.url, a.load.allow_remote)?;
+    let qs = queries::load(a.load.queries.as_deref())?;
+    let token = a.token.as_deref().filter(|t| !t.is_empty());
+    let total = http::preflight(&base, token, &qs[0]).await?;
+    if let Some(t) = total {
+        eprintln!("kmt: empty query total {t}");
+    }
+    let stop = loadgen::stop_on_ctrl_c();
+    let spec = a.load.spec();
+    let m = http::bench(&base, token, &qs, spec, stop).await?;
+    let series = finish("KMT", spec.concurrency, &m);
+    if let Some(dir) = &a.out_dir {
+        let label = report::clean_label(&a.label);
+        let meta = serde_json::json!({
+            "url": base.as_str(),
+            "authenticated": token.is_some(),
+            "queries": queries::describe(a.load.queries.as_deref(), qs.len()),
+            "warmup_s": spec.warmup.as_secs_f64(),
+            "command": report::command_line(&std::env::args().collect::<Vec<_>>()),
+        });
+        let title = format!("KMT search latency ({label})");
+        report::write_results(dir, &label, &title, &[series], &meta)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` against a fresh benchmark database and drops it afterwards, also
+/// when `f` fails or Ctrl-C arrives during loading.
+async fn with_fresh_db<T, F, Fut>(database_url: &str, allow_remote: bool, f: F) -> Result<T>
+where
+    F: FnOnce(sqlx::postgres::PgConnectOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let db = pgfts::FreshDb::create(database_url, allow_remote).await?;
+    let opts = db.opts.clone();
+    let result = tokio::select! {
+        r = f(opts) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    if let Err(e) = db.drop().await {
+        eprintln!("warning: could not drop the benchmark database: {e:#}");
+    }
+    result
+}
+
+fn pg_system_name(version: &str, work: PgWork) -> String {
+    let short = version.split_whitespace().next().unwrap_or(version);
+    let mode = match work {
+        PgWork::Ranked => "ranked",
+        PgWork::Full => "full",
+    };
+    format!("PostgreSQL {short} FTS ({mode})")
+}
+
+fn describe_load(l: &pgfts::LoadReport) -> String {
+    format!(
+        "COPY of {} articles in {:.1} s, GIN index + VACUUM ANALYZE in {:.1} s, {:.0} MiB with indexes",
+        l.articles,
+        l.load_s,
+        l.index_s,
+        l.table_bytes as f64 / (1024.0 * 1024.0)
+    )
+}
+
+async fn pgfts_cmd(a: PgftsArgs) -> Result<()> {
+    let qs = queries::load(a.load.queries.as_deref())?;
+    let spec = a.load.spec();
+    let (articles, work, qs_ref) = (&a.articles, a.pg_work, &qs);
+    let (load, m) = with_fresh_db(&a.database_url, a.load.allow_remote, |opts| async move {
+        let load = pgfts::load(&opts, articles).await?;
+        let stop = loadgen::stop_on_ctrl_c();
+        let m = pgfts::bench(&opts, qs_ref, work, spec, stop).await?;
+        Ok((load, m))
+    })
+    .await?;
+    println!("postgres {}: {}", load.server_version, describe_load(&load));
+    println!("work per query: {}", a.pg_work.describe());
+    let name = pg_system_name(&load.server_version, a.pg_work);
+    let series = finish(&name, spec.concurrency, &m);
+    if let Some(dir) = &a.out_dir {
+        let label = report::clean_label(&a.label);
+        let meta = serde_json::json!({
+            "articles_file": a.articles,
+            "load": load,
+            "pg_work": a.pg_work,
+            "pg_work_description": a.pg_work.describe(),
+            "queries": queries::describe(a.load.queries.as_deref(), qs.len()),
+            "warmup_s": spec.warmup.as_secs_f64(),
+            "command": report::command_line(&std::env::args().collect::<Vec<_>>()),
+        });
+        let title = format!("PostgreSQL FTS latency ({label})");
+        report::write_results(dir, &label, &title, &[series], &meta)?;
+    }
+    Ok(())
+}
+
+fn count_lines(path: &Path) -> Result<u64> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut n = 0;
+    for line in std::io::BufReader::new(f).lines() {
+        if !line?.trim().is_empty() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+async fn compare(a: CompareArgs) -> Result<()> {
+    let base = http::parse_base(&a.kmt_url, a.load.allow_remote)?;
+    let qs = queries::load(a.load.queries.as_deref())?;
+    let articles = count_lines(&a.articles)?;
+    if articles == 0 {
+        bail!("{} holds no articles", a.articles.display());
+    }
+    let spec = a.load.spec();
+    let label = report::clean_label(
+        &a.label
+            .clone()
+            .unwrap_or_else(|| format!("n{articles}-c{}", spec.concurrency)),
+    );
+    let token = a.token.as_deref().filter(|t| !t.is_empty());
+    let kmt_total = http::preflight(&base, token, &qs[0]).await?;
+    match kmt_total {
+        Some(t) if t != articles => eprintln!(
+            "warning: kmt reports {t} articles for an empty query but {} holds {articles}",
+            a.articles.display()
+        ),
+        Some(_) => {}
+        None => eprintln!("warning: kmt's empty query returned no readable total"),
+    }
+    let (base_ref, qs_ref, path, work) = (&base, &qs, &a.articles, a.pg_work);
+    let (load, kmt, pg) = with_fresh_db(&a.database_url, a.load.allow_remote, |opts| async move {
+        // Load PostgreSQL first so that the load does not overlap either measurement.
+        let load = pgfts::load(&opts, path).await?;
+        let stop = loadgen::stop_on_ctrl_c();
+        eprintln!("kmt: benchmarking {base_ref}");
+        let kmt = http::bench(base_ref, token, qs_ref, spec, stop.clone()).await?;
+        eprintln!("pgfts: benchmarking ({work:?})");
+        let pg = pgfts::bench(&opts, qs_ref, work, spec, stop).await?;
+        Ok((load, kmt, pg))
+    })
+    .await?;
+    let kmt = finish("KMT", spec.concurrency, &kmt);
+    let pg = finish(
+        &pg_system_name(&load.server_version, a.pg_work),
+        spec.concurrency,
+        &pg,
+    );
+    let command = report::command_line(&std::env::args().collect::<Vec<_>>());
+    let qdesc = queries::describe(a.load.queries.as_deref(), qs.len());
+    let meta = serde_json::json!({
+        "articles_file": a.articles,
+        "articles": articles,
+        "kmt_url": base.as_str(),
+        "kmt_total": kmt_total,
+        "load": load,
+        "pg_work": a.pg_work,
+        "queries": qdesc,
+        "warmup_s": spec.warmup.as_secs_f64(),
+        "command": command,
+    });
+    let title = format!(
+        "Search latency: KMT vs PostgreSQL FTS, {articles} articles, concurrency {}",
+        spec.concurrency
+    );
+    let svg = report::write_results(
+        &a.plot_dir,
+        &label,
+        &title,
+        &[kmt.clone(), pg.clone()],
+        &meta,
+    )?;
+    let out_dir = a
+        .out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let plot_link = report::relative_path(&svg, out_dir).display().to_string();
+    let kmt_work = format!(
+        "`GET /v1/search?q=…&limit=10&facets=category,tags` over HTTP/1.1 keep-alive, {}; timed to the last response byte (ranking, total, facets and snippets)",
+        if token.is_some() { "with a bearer token" } else { "anonymous" }
+    );
+    let info = report::SectionInfo {
+        articles,
+        kmt_total,
+        queries: &qdesc,
+        kmt_work: &kmt_work,
+        pg_work: a.pg_work.describe(),
+        pg_version: &load.server_version,
+        pg_load: &describe_load(&load),
+        duration_s: spec.duration.as_secs_f64(),
+        warmup_s: spec.warmup.as_secs_f64(),
+        command: &command,
+        driver: a.driver_command.as_deref(),
+        plot_link: &plot_link,
+    };
+    report::upsert_section(&a.out, &label, &report::section_markdown(&kmt, &pg, &info))?;
+    println!("updated section {label} of {}", a.out.display());
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! KMT's engine: the domain model, the store (Postgres or embedded SQLite),
+//! the full-text index and the importers. It never speaks HTTP.
+
+pub mod articles;
+pub mod auth;
+pub mod error;
+pub mod import;
+pub mod model;
+pub mod search;
+pub mod store;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,148 @@
+//! Collectors and hit presentation: facet counts and highlighted snippets.
+
+use std::collections::HashMap;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::StrColumn;
+use tantivy::snippet::Snippet;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+/// Counts the values of string fast fields over the matching documents.
+/// Runs in the same pass as the top-k collector, so counts describe exactly
+/// the permission-filtered hit set.
+pub(crate) struct FacetCounts {
+    pub fields: Vec<&'static str>,
+}
+
+pub(crate) struct FacetSegment {
+    columns: Vec<Option<StrColumn>>,
+    counts: Vec<Vec<u32>>,
+}
+
+/// Per field, value → count.
+pub(crate) type FacetFruit = Vec<HashMap<String, u64>>;
+
+impl Collector for FacetCounts {
+    type Fruit = FacetFruit;
+    type Child = FacetSegment;
+
+    fn for_segment(
+        &self,
+        _ord: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<FacetSegment> {
+        let mut columns = Vec::with_capacity(self.fields.len());
+        let mut counts = Vec::with_capacity(self.fields.len());
+        for f in &self.fields {
+            let col = reader.fast_fields().str(f)?;
+            counts.push(vec![0; col.as_ref().map_or(0, |c| c.num_terms())]);
+            columns.push(col);
+        }
+        Ok(FacetSegment { columns, counts })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<FacetFruit>) -> tantivy::Result<FacetFruit> {
+        let mut out: FacetFruit = vec![HashMap::new(); self.fields.len()];
+        for fruit in fruits {
+            for (i, m) in fruit.into_iter().enumerate() {
+                for (k, v) in m {
+                    *out[i].entry(k).or_default() += v;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for FacetSegment {
+    type Fruit = FacetFruit;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        for (col, counts) in self.columns.iter().zip(self.counts.iter_mut()) {
+            if let Some(col) = col {
+                for ord in col.term_ords(doc) {
+                    counts[ord as usize] += 1;
+                }
+            }
+        }
+    }
+
+    fn harvest(self) -> FacetFruit {
+        let mut out = Vec::with_capacity(self.columns.len());
+        for (col, counts) in self.columns.into_iter().zip(self.counts) {
+            let mut m = HashMap::new();
+            if let Some(col) = col {
+                let mut s = String::new();
+                for (ord, n) in counts.into_iter().enumerate() {
+                    if n > 0 && col.ord_to_str(ord as u64, &mut s).unwrap_or(false) {
+                        m.insert(s.clone(), n as u64);
+                    }
+                }
+            }
+            out.push(m);
+        }
+        out
+    }
+}
+
+/// Renders a snippet as HTML: the text escaped, matches in `<mark>`.
+pub(crate) fn snippet_html(s: &Snippet) -> String {
+    let frag = s.fragment();
+    let mut out = String::with_capacity(frag.len() + 32);
+    let mut pos = 0;
+    for r in s.highlighted() {
+        if r.start < pos || r.end > frag.len() {
+            continue;
+        }
+        escape_into(&mut out, &frag[pos..r.start]);
+        out.push_str("<mark>");
+        escape_into(&mut out, &frag[r.start..r.end]);
+        out.push_str("</mark>");
+        pos = r.end;
+    }
+    escape_into(&mut out, &frag[pos..]);
+    out
+}
+
+/// HTML-escapes text.
+pub(crate) fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The first `max` characters of `text`, cut at a word boundary, escaped.
+pub(crate) fn lead_html(text: &str, max: usize) -> String {
+    let mut cut: String = text.chars().take(max).collect();
+    if cut.len() < text.len() {
+        if let Some(i) = cut.rfind(char::is_whitespace) {
+            cut.truncate(i);
+        }
+        cut.push('…');
+    }
+    let mut out = String::new();
+    escape_into(&mut out, cut.trim());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lead_cuts_at_words_and_escapes() {
+        assert_eq!(lead_html("a <b> c d", 6), "a &lt;b&gt;…");
+        assert_eq!(lead_html("short", 100), "short");
+    }
+}

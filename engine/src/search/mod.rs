@@ -1,0 +1,572 @@
+//! Full-text search over articles (tantivy).
+//!
+//! A [`SearchIndex`] holds the current index *generation* behind an
+//! atomically swapped handle: queries load the handle once and see one
+//! consistent snapshot, and a rebuild publishes a whole new generation
+//! without failing a query in flight. Each generation lives in its own
+//! directory (`gen-000007/`) and `CURRENT` names the live one.
+//!
+//! The outbox checkpoint is stored in the tantivy commit payload, so the
+//! index content and the sequence it covers are committed atomically: a
+//! crash can only lose uncommitted work, which the follower then replays.
+
+mod collect;
+mod query;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::Query;
+use tantivy::schema::Value;
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
+    Term,
+};
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::model::{Article, ArticleId};
+pub use query::{
+    FacetField, Filter, MatchMode, SearchRequest, Sort, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_BYTES,
+};
+pub use schema::{Fields, SCHEMA_VERSION};
+
+/// Most facet values returned per field.
+const FACET_VALUES: usize = 50;
+/// Characters in a snippet.
+const SNIPPET_CHARS: usize = 220;
+/// Memory budget of the incremental writer.
+const WRITER_BUDGET: usize = 64 * 1024 * 1024;
+
+/// One hit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Hit {
+    /// Article id.
+    pub id: ArticleId,
+    /// Slug.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// HTML: escaped text around the matches, matches in `<mark>`.
+    pub snippet: String,
+    /// BM25 score (`null` when sorted by something else).
+    pub score: Option<f32>,
+    /// Category.
+    pub category: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Status.
+    pub status: String,
+    /// Last update.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A facet value and how many hits carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FacetCount {
+    /// The value.
+    pub value: String,
+    /// Number of hits (of the whole result set, not the page) with it.
+    pub count: u64,
+}
+
+/// Per-stage timings in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Timings {
+    /// Parsing the query and looking words up in the term dictionary.
+    pub parse: f64,
+    /// Matching, scoring, counting and facet counting (one pass).
+    pub search: f64,
+    /// Ranking facet values.
+    pub facets: f64,
+    /// Loading hit documents and highlighting snippets.
+    pub snippets: f64,
+    /// Everything.
+    pub total: f64,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    /// The page of hits.
+    pub hits: Vec<Hit>,
+    /// Number of readable articles matching.
+    pub total: u64,
+    /// Facet counts over all matching readable articles.
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
+    /// True when no article matched every word and the results match any word.
+    pub relaxed: bool,
+    /// Query words that matched through typo tolerance (near spellings).
+    pub fuzzy_words: usize,
+    /// Time the engine spent on the query, in milliseconds.
+    pub took_ms: f64,
+    /// Stage timings.
+    pub timings: Timings,
+}
+
+/// One index generation: an index, its reader and analyzers.
+struct Generation {
+    id: u64,
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    analyzer: TextAnalyzer,
+    prefix_analyzer: TextAnalyzer,
+    dir: Option<PathBuf>,
+}
+
+impl Generation {
+    fn open_or_create(id: u64, dir: Option<PathBuf>) -> Result<Generation> {
+        let (schema, fields) = schema::build_schema();
+        let index = match &dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                let mmap = tantivy::directory::MmapDirectory::open(d)?;
+                Index::open_or_create(mmap, schema)?
+            }
+            None => Index::create_in_ram(schema),
+        };
+        schema::register_analyzers(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Generation {
+            id,
+            index,
+            reader,
+            fields,
+            analyzer: schema::analyzer(),
+            prefix_analyzer: schema::prefix_analyzer(),
+            dir,
+        })
+    }
+
+    fn payload(&self) -> Result<Payload> {
+        let meta = self.index.load_metas()?;
+        Ok(match meta.payload {
+            Some(p) => serde_json::from_str(&p)
+                .map_err(|e| Error::Corrupt(format!("index payload: {e}")))?,
+            None => Payload::default(),
+        })
+    }
+}
+
+/// What each commit records besides documents.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Payload {
+    /// Outbox sequence covered.
+    seq: i64,
+    /// [`SCHEMA_VERSION`] at the time of the commit.
+    schema: u32,
+}
+
+/// The full-text index of articles.
+#[derive(Clone)]
+pub struct SearchIndex {
+    root: Option<PathBuf>,
+    current: Arc<ArcSwap<Generation>>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("root", &self.root)
+            .field("generation", &self.current.load().id)
+            .finish()
+    }
+}
+
+fn gen_dir(root: &Path, id: u64) -> PathBuf {
+    root.join(format!("gen-{id:06}"))
+}
+
+impl SearchIndex {
+    /// Opens the index under `root` (creating it if missing). An index
+    /// written with another schema version is replaced by an empty one, which
+    /// the follower then fills from the store (checkpoint 0).
+    pub fn open(root: &Path) -> Result<SearchIndex> {
+        std::fs::create_dir_all(root)?;
+        let current = std::fs::read_to_string(root.join("CURRENT"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let mut gen = match current {
+            Some(id) => Generation::open_or_create(id, Some(gen_dir(root, id)))?,
+            None => Generation::open_or_create(1, Some(gen_dir(root, 1)))?,
+        };
+        let p = gen.payload()?;
+        if p.seq > 0 && p.schema != SCHEMA_VERSION {
+            tracing::warn!(found = p.schema, want = SCHEMA_VERSION, "index schema changed; starting a fresh index");
+            let id = gen.id + 1;
+            gen = Generation::open_or_create(id, Some(gen_dir(root, id)))?;
+        }
+        write_current(root, gen.id)?;
+        remove_other_generations(root, gen.id);
+        Ok(SearchIndex {
+            root: Some(root.to_path_buf()),
+            current: Arc::new(ArcSwap::from_pointee(gen)),
+        })
+    }
+
+    /// An index held in memory (tests, one-shot tools).
+    pub fn in_memory() -> Result<SearchIndex> {
+        Ok(SearchIndex {
+            root: None,
+            current: Arc::new(ArcSwap::from_pointee(Generation::open_or_create(1, None)?)),
+        })
+    }
+
+    /// The outbox sequence the live generation covers.
+    pub fn checkpoint(&self) -> Result<i64> {
+        Ok(self.current.load().payload()?.seq)
+    }
+
+    /// Number of documents in the live generation.
+    pub fn num_docs(&self) -> u64 {
+        self.current.load().reader.searcher().num_docs()
+    }
+
+    /// Id of the live generation.
+    pub fn generation(&self) -> u64 {
+        self.current.load().id
+    }
+
+    /// Opens the writer of the live generation. Only one writer may exist
+    /// per generation (tantivy holds a lock file); a second process gets
+    /// `Error::Unavailable`.
+    pub fn updater(&self) -> Result<IndexUpdater> {
+        let gen = self.current.load_full();
+        let writer = gen
+            .index
+            .writer_with_num_threads(1, WRITER_BUDGET)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => Error::Unavailable(
+                    "another process holds the index writer for this data directory".into(),
+                ),
+                e => Error::Index(e),
+            })?;
+        Ok(IndexUpdater { gen, writer })
+    }
+
+    /// Starts a fresh generation beside the live one, for a full rebuild.
+    /// Publish it with [`SearchIndex::publish`].
+    pub fn new_generation(&self, threads: usize) -> Result<IndexUpdater> {
+        let id = self.current.load().id + 1;
+        let dir = self.root.as_ref().map(|r| gen_dir(r, id));
+        if let Some(d) = &dir {
+            // A leftover from a crashed rebuild.
+            let _ = std::fs::remove_dir_all(d);
+        }
+        let gen = Arc::new(Generation::open_or_create(id, dir)?);
+        let threads = threads.clamp(1, 8);
+        let writer = gen
+            .index
+            .writer_with_num_threads(threads, WRITER_BUDGET * threads)?;
+        Ok(IndexUpdater { gen, writer })
+    }
+
+    /// Makes a fully built generation live. Queries in flight finish on the
+    /// old one; its files are removed once the swap is done.
+    pub fn publish(&self, built: &IndexUpdater) -> Result<()> {
+        let old = self.current.swap(built.gen.clone());
+        if let Some(root) = &self.root {
+            write_current(root, built.gen.id)?;
+            if let Some(d) = &old.dir {
+                if d != built.gen.dir.as_ref().unwrap_or(d) {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every (article id, version) in the live generation, sorted by id.
+    pub fn documents(&self) -> Result<Vec<(ArticleId, i32)>> {
+        let gen = self.current.load();
+        let searcher = gen.reader.searcher();
+        let mut out = Vec::new();
+        for seg in searcher.segment_readers() {
+            let ids = seg.fast_fields().u64("id")?;
+            let versions = seg.fast_fields().u64("version")?;
+            for doc in seg.doc_ids_alive() {
+                if let (Some(id), Some(v)) = (ids.first(doc), versions.first(doc)) {
+                    out.push((id as ArticleId, v as i32));
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Runs a search as `principal`. CPU-bound: call it from a blocking
+    /// thread in async code.
+    pub fn search(&self, principal: &Principal, req: &SearchRequest) -> Result<SearchResults> {
+        req.validate()?;
+        let t0 = Instant::now();
+        let gen = self.current.load_full();
+        let searcher = gen.reader.searcher();
+        let f = &gen.fields;
+        let mut analyzer = gen.analyzer.clone();
+        let mut prefix_analyzer = gen.prefix_analyzer.clone();
+        let visible = query::visibility(f, principal, &req.filters);
+        let text = query::build_text_query(
+            &searcher,
+            f,
+            &mut analyzer,
+            &mut prefix_analyzer,
+            &req.q,
+            req.match_mode,
+            &*visible,
+        );
+        let has_text = text.query.is_some();
+        let query = query::assemble(f, principal, text.query, &req.filters);
+        let t_parse = t0.elapsed();
+
+        let sort = match req.sort {
+            Sort::Relevance if !has_text => Sort::Updated,
+            s => s,
+        };
+        let facet_fields: Vec<&'static str> = req.facets.iter().map(|x| x.as_str()).collect();
+        let mut pass = run_pass(&searcher, &*query, sort, req, &facet_fields)?;
+        let mut relaxed = false;
+        if pass.total == 0 && has_text && req.match_mode == MatchMode::All {
+            // Nothing matches every word: fall back to any word.
+            let text = query::build_text_query(
+                &searcher,
+                f,
+                &mut analyzer,
+                &mut prefix_analyzer,
+                &req.q,
+                MatchMode::Any,
+                &*visible,
+            );
+            let q2 = query::assemble(f, principal, text.query, &req.filters);
+            let p2 = run_pass(&searcher, &*q2, sort, req, &facet_fields)?;
+            if p2.total > 0 {
+                relaxed = true;
+                pass = p2;
+            }
+        }
+        let t_search = t0.elapsed();
+
+        let mut facets = BTreeMap::new();
+        for (name, counts) in facet_fields.iter().zip(pass.facets) {
+            let mut v: Vec<FacetCount> = counts
+                .into_iter()
+                .map(|(value, count)| FacetCount { value, count })
+                .collect();
+            v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            v.truncate(FACET_VALUES);
+            facets.insert(name.to_string(), v);
+        }
+        let t_facets = t0.elapsed();
+
+        let hits = if pass.docs.is_empty() {
+            Vec::new()
+        } else {
+            build_hits(&searcher, f, &*query, has_text, pass.docs)?
+        };
+        let t_total = t0.elapsed();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        Ok(SearchResults {
+            hits,
+            total: pass.total,
+            facets,
+            relaxed,
+            fuzzy_words: text.fuzzy_words,
+            took_ms: ms(t_total),
+            timings: Timings {
+                parse: ms(t_parse),
+                search: ms(t_search - t_parse),
+                facets: ms(t_facets - t_search),
+                snippets: ms(t_total - t_facets),
+                total: ms(t_total),
+            },
+        })
+    }
+}
+
+fn write_current(root: &Path, id: u64) -> Result<()> {
+    let tmp = root.join("CURRENT.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, root.join("CURRENT"))?;
+    Ok(())
+}
+
+fn remove_other_generations(root: &Path, keep: u64) {
+    let Ok(rd) = std::fs::read_dir(root) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name.strip_prefix("gen-").and_then(|n| n.parse::<u64>().ok()) {
+            if n != keep {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+struct Pass {
+    docs: Vec<(Option<f32>, DocAddress)>,
+    total: u64,
+    facets: Vec<std::collections::HashMap<String, u64>>,
+}
+
+fn run_pass(
+    searcher: &Searcher,
+    query: &dyn Query,
+    sort: Sort,
+    req: &SearchRequest,
+    facet_fields: &[&'static str],
+) -> Result<Pass> {
+    let top = TopDocs::with_limit(req.limit).and_offset(req.offset);
+    let fc = collect::FacetCounts {
+        fields: facet_fields.to_vec(),
+    };
+    Ok(match sort {
+        Sort::Relevance => {
+            let (d, total, facets) = searcher.search(query, &(top, Count, fc))?;
+            Pass {
+                docs: d.into_iter().map(|(s, a)| (Some(s), a)).collect(),
+                total: total as u64,
+                facets,
+            }
+        }
+        Sort::Updated => {
+            let top = top.order_by_fast_field::<tantivy::DateTime>("updated_at", Order::Desc);
+            let (d, total, facets) = searcher.search(query, &(top, Count, fc))?;
+            Pass {
+                docs: d.into_iter().map(|(_, a)| (None, a)).collect(),
+                total: total as u64,
+                facets,
+            }
+        }
+        Sort::Title => {
+            let top = top.order_by_string_fast_field("title_sort", Order::Asc);
+            let (d, total, facets) = searcher.search(query, &(top, Count, fc))?;
+            Pass {
+                docs: d.into_iter().map(|(_, a)| (None, a)).collect(),
+                total: total as u64,
+                facets,
+            }
+        }
+    })
+}
+
+fn build_hits(
+    searcher: &Searcher,
+    f: &Fields,
+    query: &dyn Query,
+    has_text: bool,
+    docs: Vec<(Option<f32>, DocAddress)>,
+) -> Result<Vec<Hit>> {
+    let mut generators: Vec<SnippetGenerator> = Vec::new();
+    if has_text {
+        for field in [f.body, f.summary] {
+            let mut g = SnippetGenerator::create(searcher, query, field)?;
+            g.set_max_num_chars(SNIPPET_CHARS);
+            generators.push(g);
+        }
+    }
+    let mut hits = Vec::with_capacity(docs.len());
+    for (score, addr) in docs {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let text = |field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut snippet = String::new();
+        for g in &generators {
+            let s = g.snippet_from_doc(&doc);
+            if !s.highlighted().is_empty() {
+                snippet = collect::snippet_html(&s);
+                break;
+            }
+        }
+        if snippet.is_empty() {
+            let summary = text(f.summary);
+            let lead = if summary.trim().is_empty() { text(f.body) } else { summary };
+            snippet = collect::lead_html(&lead, SNIPPET_CHARS);
+        }
+        let updated = doc
+            .get_first(f.updated_at)
+            .and_then(|v| v.as_datetime())
+            .map(|d| d.into_timestamp_secs())
+            .unwrap_or(0);
+        hits.push(Hit {
+            id: doc.get_first(f.id).and_then(|v| v.as_u64()).unwrap_or(0) as ArticleId,
+            slug: text(f.slug),
+            title: text(f.title),
+            snippet,
+            score,
+            category: text(f.category),
+            tags: doc
+                .get_all(f.tags)
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            status: text(f.status),
+            updated_at: chrono::DateTime::from_timestamp(updated, 0).unwrap_or_default(),
+        });
+    }
+    Ok(hits)
+}
+
+/// The writer of one generation: applies article changes and commits them
+/// together with the outbox sequence they cover.
+pub struct IndexUpdater {
+    gen: Arc<Generation>,
+    writer: IndexWriter,
+}
+
+impl IndexUpdater {
+    /// Replaces (or adds) an article's document.
+    pub fn upsert(&mut self, a: &Article) -> Result<()> {
+        let f = &self.gen.fields;
+        self.writer
+            .delete_term(Term::from_field_u64(f.id, a.id as u64));
+        self.writer.add_document(schema::to_document(f, a))?;
+        Ok(())
+    }
+
+    /// Removes an article's document (no-op when absent).
+    pub fn delete(&mut self, id: ArticleId) {
+        self.writer
+            .delete_term(Term::from_field_u64(self.gen.fields.id, id as u64));
+    }
+
+    /// Commits everything applied so far as covering outbox sequence `seq`,
+    /// and makes it visible to searches.
+    pub fn commit(&mut self, seq: i64) -> Result<()> {
+        let payload = serde_json::to_string(&Payload {
+            seq,
+            schema: SCHEMA_VERSION,
+        })
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        self.gen.reader.reload()?;
+        Ok(())
+    }
+
+    /// The outbox sequence this generation's last commit covers.
+    pub fn checkpoint(&self) -> Result<i64> {
+        Ok(self.gen.payload()?.seq)
+    }
+
+    /// Id of the generation this updater writes.
+    pub fn generation(&self) -> u64 {
+        self.gen.id
+    }
+}

@@ -1,0 +1,611 @@
+//! Search requests and their translation into tantivy queries.
+//!
+//! The user's text becomes, per word, a disjunction over the boosted text
+//! fields; a word the index does not contain also matches its near
+//! spellings (typo tolerance), and the last word, while the user is still
+//! typing, also matches as a prefix. Quoted text becomes phrase queries.
+//! Filters and the caller's permission clause are added as zero-weight
+//! required clauses, so they shape the hit set without touching scores and
+//! every count computed from that hit set (total, facets) is already
+//! permission-filtered.
+
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery,
+    TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::query::EnableScoring;
+use tantivy::{DocSet, Searcher, Term, TERMINATED};
+use utoipa::ToSchema;
+
+use super::schema::{to_tantivy_date, Fields};
+use crate::auth::{Permission, Principal};
+use crate::error::{Error, Result};
+use crate::model::Status;
+
+/// Longest accepted query text, in bytes.
+pub const MAX_QUERY_BYTES: usize = 1024;
+/// Most words used from one query.
+pub const MAX_QUERY_WORDS: usize = 32;
+/// Largest page.
+pub const MAX_LIMIT: usize = 100;
+/// Deepest offset (deep paging is what exports are for).
+pub const MAX_OFFSET: usize = 10_000;
+
+/// Sort order of hits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// By score (by `updated` when there is no query text).
+    #[default]
+    Relevance,
+    /// Most recently updated first.
+    Updated,
+    /// By title, A to Z.
+    Title,
+}
+
+/// How query words combine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMode {
+    /// Every word must match (falls back to `any` when nothing matches all).
+    #[default]
+    All,
+    /// Any word may match; more matching words rank higher.
+    Any,
+}
+
+/// A facetable field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FacetField {
+    /// The category.
+    Category,
+    /// The tags.
+    Tags,
+}
+
+impl FacetField {
+    /// Field name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FacetField::Category => "category",
+            FacetField::Tags => "tags",
+        }
+    }
+
+    /// Parses a field name.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "category" => Ok(FacetField::Category),
+            "tags" | "tag" => Ok(FacetField::Tags),
+            other => Err(Error::invalid(
+                "facets",
+                format!("unknown facet {other:?}; facetable fields are category and tags"),
+            )),
+        }
+    }
+}
+
+/// One filter clause. Values of the same field are OR-ed; fields are AND-ed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `category:X`
+    Category(String),
+    /// `tags:X`
+    Tag(String),
+    /// `status:X`
+    Status(Status),
+    /// `audience:X` (articles whose audience includes role X)
+    Audience(String),
+    /// `updated_at>=T`, `updated_at<T`
+    UpdatedAt(Bound<chrono::DateTime<chrono::Utc>>, Bound<chrono::DateTime<chrono::Utc>>),
+    /// `published_at>=T`, `published_at<T`
+    PublishedAt(Bound<chrono::DateTime<chrono::Utc>>, Bound<chrono::DateTime<chrono::Utc>>),
+}
+
+impl Filter {
+    /// Parses `field:value`, `field>=date`, `field>date`, `field<=date`, `field<date`.
+    /// Dates are RFC 3339 or `YYYY-MM-DD` (midnight UTC).
+    pub fn parse(s: &str) -> Result<Filter> {
+        let bad = |m: String| Error::invalid("filter", m);
+        for op in [">=", "<=", ">", "<"] {
+            if let Some((field, value)) = s.split_once(op) {
+                if field.contains(':') {
+                    break;
+                }
+                let t = parse_date(value.trim()).map_err(|_| {
+                    bad(format!("{value:?} is not a date (use 2025-01-31 or RFC 3339)"))
+                })?;
+                let (lo, hi) = match op {
+                    ">=" => (Bound::Included(t), Bound::Unbounded),
+                    ">" => (Bound::Excluded(t), Bound::Unbounded),
+                    "<=" => (Bound::Unbounded, Bound::Included(t)),
+                    _ => (Bound::Unbounded, Bound::Excluded(t)),
+                };
+                return match field.trim() {
+                    "updated_at" => Ok(Filter::UpdatedAt(lo, hi)),
+                    "published_at" => Ok(Filter::PublishedAt(lo, hi)),
+                    f => Err(bad(format!(
+                        "cannot compare {f:?}; date ranges apply to updated_at and published_at"
+                    ))),
+                };
+            }
+        }
+        let (field, value) = s
+            .split_once(':')
+            .ok_or_else(|| bad(format!("{s:?} is not field:value")))?;
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            return Err(bad(format!("{s:?} has an empty value")));
+        }
+        match field.trim() {
+            "category" => Ok(Filter::Category(value.to_lowercase())),
+            "tags" | "tag" => Ok(Filter::Tag(value.to_lowercase())),
+            "status" => Ok(Filter::Status(value.parse()?)),
+            "audience" => Ok(Filter::Audience(value.to_lowercase())),
+            f => Err(bad(format!(
+                "unknown filter field {f:?}; use category, tags, status, audience, updated_at or published_at"
+            ))),
+        }
+    }
+
+    fn key(&self) -> u8 {
+        match self {
+            Filter::Category(_) => 0,
+            Filter::Tag(_) => 1,
+            Filter::Status(_) => 2,
+            Filter::Audience(_) => 3,
+            Filter::UpdatedAt(..) => 4,
+            Filter::PublishedAt(..) => 5,
+        }
+    }
+}
+
+fn parse_date(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, ()> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ())?;
+    Ok(d.and_hms_opt(0, 0, 0).ok_or(())?.and_utc())
+}
+
+/// A search request, validated.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Query text (may be empty: then every readable article matches).
+    pub q: String,
+    /// Filters.
+    pub filters: Vec<Filter>,
+    /// Facets to count.
+    pub facets: Vec<FacetField>,
+    /// Sort order.
+    pub sort: Sort,
+    /// Page size (1..=100).
+    pub limit: usize,
+    /// Offset (0..=10,000).
+    pub offset: usize,
+    /// How words combine.
+    pub match_mode: MatchMode,
+}
+
+impl SearchRequest {
+    /// Checks bounds; the API calls this before searching.
+    pub fn validate(&self) -> Result<()> {
+        if self.q.len() > MAX_QUERY_BYTES {
+            return Err(Error::invalid(
+                "q",
+                format!("must be at most {MAX_QUERY_BYTES} bytes"),
+            ));
+        }
+        if self.limit == 0 || self.limit > MAX_LIMIT {
+            return Err(Error::invalid("limit", format!("must be 1..={MAX_LIMIT}")));
+        }
+        if self.offset > MAX_OFFSET {
+            return Err(Error::invalid(
+                "offset",
+                format!("must be at most {MAX_OFFSET}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A piece of parsed query text.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Word { text: String, last: bool },
+    Phrase(String),
+}
+
+/// Splits query text into words and quoted phrases. The last word counts as
+/// "still being typed" unless the text ends in whitespace or a quote.
+fn split_pieces(q: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut rest = q;
+    while !rest.is_empty() {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix('"') {
+            let end = after.find('"').unwrap_or(after.len());
+            let phrase = after[..end].trim();
+            if !phrase.is_empty() {
+                out.push(Piece::Phrase(phrase.to_string()));
+            }
+            rest = after.get(end + 1..).unwrap_or("");
+        } else {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '"')
+                .unwrap_or(rest.len());
+            if end > 0 {
+                out.push(Piece::Word {
+                    text: rest[..end].to_string(),
+                    last: false,
+                });
+            }
+            rest = &rest[end..];
+        }
+    }
+    if let Some(Piece::Word { last, .. }) = out.last_mut() {
+        *last = !q.ends_with(|c: char| c.is_whitespace() || c == '"');
+    }
+    out.truncate(MAX_QUERY_WORDS);
+    out
+}
+
+fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    positioned_tokens(analyzer, text)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// Tokens with their positions: stop words leave gaps that phrase queries
+/// must keep, or "offer in compromise" would not match its own text.
+fn positioned_tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<(usize, String)> {
+    let mut v = Vec::new();
+    let mut ts = analyzer.token_stream(text);
+    ts.process(&mut |t| v.push((t.position, t.text.clone())));
+    v
+}
+
+fn zero_weight(q: Box<dyn Query>) -> Box<dyn Query> {
+    Box::new(BoostQuery::new(q, 0.0))
+}
+
+fn term_q(field: Field, text: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, text),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn any_of(field: Field, values: &[&str]) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(
+        values.iter().map(|v| (Occur::Should, term_q(field, v))).collect(),
+    ))
+}
+
+/// Builds the text part of a query. Returns `None` when the text has no
+/// searchable words (empty, or only stop words), and whether the text
+/// had any words at all.
+pub(crate) struct TextQuery {
+    pub query: Option<Box<dyn Query>>,
+    /// Words matched through typo tolerance.
+    pub fuzzy_words: usize,
+}
+
+/// Whether any live document matches `q`. Cheap: stops at the first match
+/// of each segment's scorer instead of counting.
+fn exists(searcher: &Searcher, q: &dyn Query) -> bool {
+    let Ok(weight) = q.weight(EnableScoring::disabled_from_searcher(searcher)) else {
+        return false;
+    };
+    for seg in searcher.segment_readers() {
+        let Ok(mut scorer) = weight.scorer(seg, 1.0) else {
+            continue;
+        };
+        let alive = seg.alive_bitset();
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                return true;
+            }
+            doc = scorer.advance();
+        }
+    }
+    false
+}
+
+pub(crate) fn build_text_query(
+    searcher: &Searcher,
+    f: &Fields,
+    analyzer: &mut TextAnalyzer,
+    prefix_analyzer: &mut TextAnalyzer,
+    q: &str,
+    mode: MatchMode,
+    visible: &dyn Query,
+) -> TextQuery {
+    let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+    let mut fuzzy_words = 0;
+    for piece in split_pieces(q) {
+        match piece {
+            Piece::Phrase(text) => {
+                let toks = positioned_tokens(analyzer, &text);
+                if toks.is_empty() {
+                    continue;
+                }
+                let first = toks[0].0;
+                let per_field: Vec<(Occur, Box<dyn Query>)> = f
+                    .weighted_text()
+                    .into_iter()
+                    .map(|(field, boost)| {
+                        let q: Box<dyn Query> = if toks.len() == 1 {
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(field, &toks[0].1),
+                                IndexRecordOption::WithFreqs,
+                            ))
+                        } else {
+                            Box::new(PhraseQuery::new_with_offset(
+                                toks.iter()
+                                    .map(|(pos, t)| (pos - first, Term::from_field_text(field, t)))
+                                    .collect(),
+                            ))
+                        };
+                        (Occur::Should, Box::new(BoostQuery::new(q, boost)) as Box<dyn Query>)
+                    })
+                    .collect();
+                clauses.push(Box::new(BooleanQuery::new(per_field)));
+            }
+            Piece::Word { text, last } => {
+                let toks = tokens(analyzer, &text);
+                let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                // A word like `pg_dump` analyses to two tokens: require both.
+                for (field, boost) in f.weighted_text() {
+                    if toks.is_empty() {
+                        break;
+                    }
+                    let sub: Vec<(Occur, Box<dyn Query>)> = toks
+                        .iter()
+                        .map(|t| {
+                            let term = Term::from_field_text(field, t);
+                            (
+                                Occur::Must,
+                                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
+                                    as Box<dyn Query>,
+                            )
+                        })
+                        .collect();
+                    let q: Box<dyn Query> = if sub.len() == 1 {
+                        sub.into_iter().next().expect("one clause").1
+                    } else {
+                        Box::new(BooleanQuery::new(sub))
+                    };
+                    alts.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+                }
+                // Typo tolerance: only for words that match no article the
+                // caller may read, so correct words never pick up noise.
+                // "May read" matters: deciding on the whole index would let
+                // a caller tell a word hidden in a restricted article from
+                // one that does not exist.
+                let known = !alts.is_empty()
+                    && exists(
+                        searcher,
+                        &BooleanQuery::new(vec![
+                            (Occur::Must, Box::new(BooleanQuery::new(
+                                alts.iter().map(|(o, q)| (*o, q.box_clone())).collect(),
+                            )) as Box<dyn Query>),
+                            (Occur::Must, visible.box_clone()),
+                        ]),
+                    );
+                let raw = tokens(prefix_analyzer, &text);
+                if let (false, [w]) = (known, raw.as_slice()) {
+                    let n = w.chars().count();
+                    let distance = if n >= 8 { 2 } else if n >= 4 { 1 } else { 0 };
+                    if distance > 0 {
+                        let fq = FuzzyTermQuery::new(Term::from_field_text(f.words, w), distance, true);
+                        if exists(searcher, &BooleanQuery::new(vec![
+                            (Occur::Must, Box::new(fq.clone()) as Box<dyn Query>),
+                            (Occur::Must, visible.box_clone()),
+                        ])) {
+                            fuzzy_words += 1;
+                        }
+                        alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fq), 1.0))));
+                    }
+                }
+                // As-you-type: the last word also matches as a prefix of
+                // title words, and of indexed words when it is long enough
+                // that the expansion stays small.
+                if last {
+                    if let [p] = raw.as_slice() {
+                        if p.chars().count() >= 2 {
+                            let pq = FuzzyTermQuery::new_prefix(
+                                Term::from_field_text(f.title_prefix, p),
+                                0,
+                                false,
+                            );
+                            alts.push((
+                                Occur::Should,
+                                Box::new(BoostQuery::new(Box::new(pq), 2.0)),
+                            ));
+                        }
+                        if p.chars().count() >= 4 && !known {
+                            let pq = FuzzyTermQuery::new_prefix(
+                                Term::from_field_text(f.words, p),
+                                0,
+                                false,
+                            );
+                            alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(pq), 1.0))));
+                        }
+                    }
+                }
+                if !alts.is_empty() {
+                    clauses.push(Box::new(BooleanQuery::new(alts)));
+                }
+            }
+        }
+    }
+    let query: Option<Box<dyn Query>> = match clauses.len() {
+        0 => None,
+        1 => clauses.pop(),
+        _ => {
+            let occur = match mode {
+                MatchMode::All => Occur::Must,
+                MatchMode::Any => Occur::Should,
+            };
+            Some(Box::new(BooleanQuery::new(
+                clauses.into_iter().map(|c| (occur, c)).collect(),
+            )))
+        }
+    };
+    TextQuery { query, fuzzy_words }
+}
+
+/// The permission clause: what this principal may see. `None` for admins.
+/// Mirrors [`Principal::can_read`]: the audience must admit the caller, and
+/// the article must be live, owned by the caller, or in review for a
+/// reviewer.
+pub(crate) fn permission_clause(f: &Fields, p: &Principal) -> Option<Box<dyn Query>> {
+    if p.is_admin() {
+        return None;
+    }
+    let terms = p.audience_terms();
+    let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+    let audience = any_of(f.audience, &terms);
+    let mut visible: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Should,
+        any_of(
+            f.status,
+            &[Status::Published.as_str(), Status::NeedsUpdate.as_str()],
+        ),
+    )];
+    if p.is_signed_in() {
+        visible.push((Occur::Should, term_q(f.owner, &p.username)));
+    }
+    if p.has(Permission::ArticlePublish) {
+        visible.push((Occur::Should, term_q(f.status, Status::InReview.as_str())));
+    }
+    Some(Box::new(BooleanQuery::new(vec![
+        (Occur::Must, audience),
+        (Occur::Must, Box::new(BooleanQuery::new(visible))),
+    ])))
+}
+
+fn date_range(
+    field: Field,
+    lo: &Bound<chrono::DateTime<chrono::Utc>>,
+    hi: &Bound<chrono::DateTime<chrono::Utc>>,
+) -> Box<dyn Query> {
+    let conv = |b: &Bound<chrono::DateTime<chrono::Utc>>| match b {
+        Bound::Included(t) => Bound::Included(Term::from_field_date(field, to_tantivy_date(*t))),
+        Bound::Excluded(t) => Bound::Excluded(Term::from_field_date(field, to_tantivy_date(*t))),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    Box::new(RangeQuery::new(conv(lo), conv(hi)))
+}
+
+/// What the caller can see at all: the permission clause and, without a
+/// status filter, live articles only. Used to decide typo tolerance.
+pub(crate) fn visibility(f: &Fields, principal: &Principal, filters: &[Filter]) -> Box<dyn Query> {
+    let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    if let Some(p) = permission_clause(f, principal) {
+        must.push((Occur::Must, p));
+    }
+    if !filters.iter().any(|x| matches!(x, Filter::Status(_))) {
+        must.push((Occur::Must, live_clause(f)));
+    }
+    if must.is_empty() {
+        Box::new(AllQuery)
+    } else {
+        Box::new(BooleanQuery::new(must))
+    }
+}
+
+fn live_clause(f: &Fields) -> Box<dyn Query> {
+    any_of(
+        f.status,
+        &[Status::Published.as_str(), Status::NeedsUpdate.as_str()],
+    )
+}
+
+/// Combines text, filters and permissions into the final query.
+pub(crate) fn assemble(
+    f: &Fields,
+    principal: &Principal,
+    text: Option<Box<dyn Query>>,
+    filters: &[Filter],
+) -> Box<dyn Query> {
+    let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    must.push((Occur::Must, text.unwrap_or_else(|| Box::new(AllQuery))));
+    if let Some(p) = permission_clause(f, principal) {
+        must.push((Occur::Must, zero_weight(p)));
+    }
+    // Without an explicit status filter, readers see live articles only.
+    if !filters.iter().any(|x| matches!(x, Filter::Status(_))) {
+        must.push((Occur::Must, zero_weight(live_clause(f))));
+    }
+    let mut sorted: Vec<&Filter> = filters.iter().collect();
+    sorted.sort_by_key(|x| x.key());
+    for group in sorted.chunk_by(|a, b| a.key() == b.key()) {
+        let ors: Vec<(Occur, Box<dyn Query>)> = group
+            .iter()
+            .map(|flt| {
+                let q: Box<dyn Query> = match flt {
+                    Filter::Category(v) => term_q(f.category, v),
+                    Filter::Tag(v) => term_q(f.tags, v),
+                    Filter::Status(s) => term_q(f.status, s.as_str()),
+                    Filter::Audience(v) => term_q(f.audience, v),
+                    Filter::UpdatedAt(lo, hi) => date_range(f.updated_at, lo, hi),
+                    Filter::PublishedAt(lo, hi) => date_range(f.published_at, lo, hi),
+                };
+                (Occur::Should, q)
+            })
+            .collect();
+        // Ranges on the same field intersect (>= a AND < b); values OR.
+        let occur_all = matches!(group[0], Filter::UpdatedAt(..) | Filter::PublishedAt(..));
+        let q: Box<dyn Query> = if occur_all {
+            Box::new(BooleanQuery::new(
+                ors.into_iter().map(|(_, q)| (Occur::Must, q)).collect(),
+            ))
+        } else {
+            Box::new(BooleanQuery::new(ors))
+        };
+        must.push((Occur::Must, zero_weight(q)));
+    }
+    Box::new(BooleanQuery::new(must))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_split_words_phrases_and_last_word() {
+        let p = split_pieces(r#"offer "in compromise" abat"#);
+        assert_eq!(
+            p,
+            vec![
+                Piece::Word { text: "offer".into(), last: false },
+                Piece::Phrase("in compromise".into()),
+                Piece::Word { text: "abat".into(), last: true },
+            ]
+        );
+        let p = split_pieces("levy ");
+        assert_eq!(p, vec![Piece::Word { text: "levy".into(), last: false }]);
+        assert_eq!(split_pieces(r#""unclosed phrase"#), vec![Piece::Phrase("unclosed phrase".into())]);
+    }
+
+    #[test]
+    fn filters_parse() {
+        assert_eq!(Filter::parse("category:Audits").unwrap(), Filter::Category("audits".into()));
+        assert!(matches!(Filter::parse("updated_at>=2025-01-02").unwrap(), Filter::UpdatedAt(Bound::Included(_), Bound::Unbounded)));
+        assert!(Filter::parse("colour:red").is_err());
+        assert!(Filter::parse("status:live").is_err());
+        assert!(Filter::parse("updated_at>yesterday").is_err());
+        assert!(Filter::parse("category:").is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! The system of record: one [`Store`] with two implementations.
+//!
+//! [`Store::Postgres`] is the production store; [`Store::Sqlite`] is the
+//! embedded default used when no `DATABASE_URL` is given. Both pass the same
+//! conformance suite (`engine/tests/it/store.rs`). An enum rather than a trait
+//! object: async methods stay plain `async fn`, and dispatch is a `match`.
+//!
+//! Every write runs in one transaction that also appends the immutable
+//! version row, an outbox row and a hash-chained audit row. Writers are
+//! serialised (a transaction-scoped advisory lock in Postgres, `BEGIN
+//! IMMEDIATE` in SQLite) so that outbox sequence numbers commit in order: a
+//! follower that has read sequence `n` will never later see a smaller one.
+
+pub mod audit;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Principal;
+use crate::error::Result;
+use crate::model::{
+    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, User,
+};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Outcome of [`Store::upsert_batch`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertOutcome {
+    /// Articles created.
+    pub created: usize,
+    /// Existing articles (same slug) whose content changed.
+    pub updated: usize,
+    /// Existing articles whose content was identical (no new version).
+    pub unchanged: usize,
+}
+
+/// Filter for [`Store::list_audit`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only rows with id > this.
+    pub after_id: i64,
+    /// Most rows to return.
+    pub limit: i64,
+}
+
+/// The system of record.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// PostgreSQL via sqlx.
+    Postgres(PgStore),
+    /// Embedded SQLite via sqlx.
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Postgres($s) => $e,
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the store: Postgres when `database_url` is given, else SQLite in
+    /// `data_dir/kmt.db` (created if missing). Runs migrations.
+    pub async fn open(database_url: Option<&str>, data_dir: &std::path::Path) -> Result<Store> {
+        let store = match database_url {
+            Some(url) => Store::Postgres(PgStore::connect(url).await?),
+            None => Store::Sqlite(SqliteStore::open(&data_dir.join("kmt.db")).await?),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `"postgres"` or `"sqlite"`, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies pending migrations (embedded with `sqlx::migrate!`).
+    pub async fn migrate(&self) -> Result<()> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// Creates an article (version 1). `owner` becomes its owner.
+    /// Fails with `Conflict` when the slug is taken.
+    pub async fn create_article(&self, actor: &Principal, draft: ArticleDraft) -> Result<Article> {
+        dispatch!(self, s => s.create_article(actor, draft).await)
+    }
+
+    /// Replaces an article's content with `draft` (a new version).
+    /// `expected_version`, when given, must equal the stored version
+    /// (`Conflict` otherwise). `NotFound` when the id does not exist.
+    pub async fn update_article(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        draft: ArticleDraft,
+        expected_version: Option<i32>,
+    ) -> Result<Article> {
+        dispatch!(self, s => s.update_article(actor, id, draft, expected_version).await)
+    }
+
+    /// Deletes an article (its versions and audit rows stay).
+    pub async fn delete_article(&self, actor: &Principal, id: ArticleId) -> Result<()> {
+        dispatch!(self, s => s.delete_article(actor, id).await)
+    }
+
+    /// Creates or updates articles by slug, all in one transaction: either
+    /// every record is written or none is. Unchanged records write nothing.
+    pub async fn upsert_batch(
+        &self,
+        actor: &Principal,
+        drafts: Vec<ArticleDraft>,
+    ) -> Result<UpsertOutcome> {
+        dispatch!(self, s => s.upsert_batch(actor, drafts).await)
+    }
+
+    /// One article by id.
+    pub async fn get_article(&self, id: ArticleId) -> Result<Option<Article>> {
+        dispatch!(self, s => s.get_article(id).await)
+    }
+
+    /// One article by slug.
+    pub async fn get_article_by_slug(&self, slug: &str) -> Result<Option<Article>> {
+        dispatch!(self, s => s.get_article_by_slug(slug).await)
+    }
+
+    /// The articles with these ids that exist (any order).
+    pub async fn get_articles(&self, ids: &[ArticleId]) -> Result<Vec<Article>> {
+        dispatch!(self, s => s.get_articles(ids).await)
+    }
+
+    /// Articles with id > `after_id`, in id order, at most `limit` (for full scans).
+    pub async fn scan_articles(&self, after_id: ArticleId, limit: i64) -> Result<Vec<Article>> {
+        dispatch!(self, s => s.scan_articles(after_id, limit).await)
+    }
+
+    /// Number of articles.
+    pub async fn count_articles(&self) -> Result<i64> {
+        dispatch!(self, s => s.count_articles().await)
+    }
+
+    /// Every version of an article, oldest first.
+    pub async fn list_versions(&self, id: ArticleId) -> Result<Vec<ArticleVersion>> {
+        dispatch!(self, s => s.list_versions(id).await)
+    }
+
+    /// Outbox rows with seq > `after`, in seq order, at most `limit`.
+    pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
+        dispatch!(self, s => s.changes_after(after, limit).await)
+    }
+
+    /// The highest outbox seq (0 when empty).
+    pub async fn outbox_head(&self) -> Result<i64> {
+        dispatch!(self, s => s.outbox_head().await)
+    }
+
+    /// Appends a `reindex` outbox row (and an audit row); returns its seq.
+    pub async fn request_reindex(&self, actor: &Principal) -> Result<i64> {
+        dispatch!(self, s => s.request_reindex(actor).await)
+    }
+
+    /// Creates a user. `Conflict` when the username is taken.
+    pub async fn create_user(
+        &self,
+        actor: &Principal,
+        username: &str,
+        display_name: &str,
+        roles: &[String],
+    ) -> Result<User> {
+        dispatch!(self, s => s.create_user(actor, username, display_name, roles).await)
+    }
+
+    /// A user by username.
+    pub async fn get_user(&self, username: &str) -> Result<Option<User>> {
+        dispatch!(self, s => s.get_user(username).await)
+    }
+
+    /// Every user, by username.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        dispatch!(self, s => s.list_users().await)
+    }
+
+    /// Replaces a user's roles. `NotFound` when the user does not exist.
+    pub async fn set_roles(&self, actor: &Principal, username: &str, roles: &[String]) -> Result<User> {
+        dispatch!(self, s => s.set_roles(actor, username, roles).await)
+    }
+
+    /// Stores a token hash for a user (the caller made the token).
+    pub async fn create_token(
+        &self,
+        actor: &Principal,
+        username: &str,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<()> {
+        dispatch!(self, s => s.create_token(actor, username, name, token_hash).await)
+    }
+
+    /// The principal owning a token hash, if any.
+    pub async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+        dispatch!(self, s => s.principal_for_token(token_hash).await)
+    }
+
+    /// Audit rows in chain order.
+    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        dispatch!(self, s => s.list_audit(filter).await)
+    }
+
+    /// A signal fired after each committed write, plus a poll interval that
+    /// covers writes made by other processes.
+    pub fn change_signal(&self) -> (Arc<tokio::sync::Notify>, Duration) {
+        dispatch!(self, s => s.change_signal())
+    }
+}

@@ -1,0 +1,599 @@
+//! The embedded SQLite store ([`SqliteStore`]), the default when no
+//! `DATABASE_URL` is given.
+//!
+//! Write transactions start with `BEGIN IMMEDIATE`, which takes SQLite's
+//! write lock up front, so writers are serialised even across processes
+//! sharing the file, and outbox seqs commit in order. Within this process an
+//! async mutex queues writers first, so they wait on a tokio lock instead of
+//! sleeping in SQLite's busy handler. Lists are JSON text; timestamps are
+//! RFC 3339 text as written by sqlx's chrono support. The rules shared with
+//! the Postgres store (validation, batch planning, audit chaining) live in
+//! [`super::postgres`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row as _, Sqlite, Transaction};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+
+use super::postgres::{
+    audit_limit, chain, change, check_batch, check_version, conflict_or, entry, last_use_is_stale,
+    normalise_roles, now, parse_status, published_at, rows_json, signal, stored, unique_or,
+    validate_username, ArticleRow, BatchPlan, PendingAudit,
+};
+use super::{AuditFilter, UpsertOutcome};
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::model::{
+    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, ChangeKind, User,
+};
+
+/// How often followers re-check: other processes may write the same file.
+const POLL: Duration = Duration::from_millis(200);
+
+const ARTICLE_COLS: &str = "id, slug, title, summary, body, category, tags, audience, \
+     status, owner, version, created_at, updated_at, published_at, review_due";
+const USER_COLS: &str = "id, username, display_name, roles, created_at";
+
+type Tx = Transaction<'static, Sqlite>;
+
+/// A write transaction and this process's writer slot.
+struct Write(OwnedMutexGuard<()>, Tx);
+
+/// The SQLite store: a small connection pool over one database file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    notify: Arc<Notify>,
+    /// Queues this process's writers (see the module docs).
+    writer: Arc<Mutex<()>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` and its parent
+    /// directory. WAL lets readers run beside the one writer.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let (notify, writer) = (Arc::new(Notify::new()), Arc::new(Mutex::new(())));
+        Ok(SqliteStore {
+            pool,
+            notify,
+            writer,
+        })
+    }
+
+    /// Closes every connection. Later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Applies pending migrations from `migrations/sqlite`.
+    pub async fn migrate(&self) -> Result<()> {
+        Ok(sqlx::migrate!("../migrations/sqlite")
+            .run(&self.pool)
+            .await?)
+    }
+
+    /// Begins a write transaction holding both this process's writer slot
+    /// and SQLite's write lock.
+    async fn begin_write(&self) -> Result<Write> {
+        let slot = self.writer.clone().lock_owned().await;
+        Ok(Write(slot, self.pool.begin_with("BEGIN IMMEDIATE").await?))
+    }
+
+    /// Appends `entries` to the audit chain, commits and wakes followers.
+    async fn finish(&self, Write(slot, mut tx): Write, entries: Vec<PendingAudit>) -> Result<()> {
+        append_audit(&mut tx, entries).await?;
+        tx.commit().await?;
+        drop(slot);
+        signal(&self.notify);
+        Ok(())
+    }
+
+    /// See [`super::Store::create_article`].
+    pub async fn create_article(&self, actor: &Principal, draft: ArticleDraft) -> Result<Article> {
+        draft.validate()?;
+        let now = now();
+        let published = published_at(None, draft.status, now);
+        let mut w = self.begin_write().await?;
+        let row = ArticleRow {
+            id: 0,
+            draft: &draft,
+            published_at: published,
+        };
+        let ids = insert_rows(&mut w.1, &[row], &actor.username, now).await;
+        let id = ids
+            .map_err(|e| conflict_or(e, &draft.slug))?
+            .get(&draft.slug)
+            .copied();
+        let id = id.ok_or_else(|| Error::Corrupt("insert returned no id".into()))?;
+        write_side_rows(&mut w.1, &[id], &actor.username, now).await?;
+        let entry = entry(actor, now, "article.create", id, &draft.slug, 1);
+        self.finish(w, vec![entry]).await?;
+        Ok(stored(id, draft, &actor.username, 1, now, now, published))
+    }
+
+    /// See [`super::Store::update_article`].
+    pub async fn update_article(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        draft: ArticleDraft,
+        expected_version: Option<i32>,
+    ) -> Result<Article> {
+        draft.validate()?;
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE id = ?1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *w.1).await?;
+        let old = row.as_ref().map(article_from_row).transpose()?;
+        let old = old.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
+        check_version(&old, expected_version)?;
+        let published = published_at(old.published_at, draft.status, now);
+        let row = ArticleRow {
+            id,
+            draft: &draft,
+            published_at: published,
+        };
+        let updated = update_rows(&mut w.1, &[row], now).await;
+        updated.map_err(|e| conflict_or(e, &draft.slug))?;
+        write_side_rows(&mut w.1, &[id], &actor.username, now).await?;
+        let version = old.version + 1;
+        let entry = entry(actor, now, "article.update", id, &draft.slug, version);
+        self.finish(w, vec![entry]).await?;
+        let (owner, created) = (&old.owner, old.created_at);
+        Ok(stored(id, draft, owner, version, created, now, published))
+    }
+
+    /// See [`super::Store::delete_article`].
+    pub async fn delete_article(&self, actor: &Principal, id: ArticleId) -> Result<()> {
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let delete = sqlx::query_scalar("DELETE FROM articles WHERE id = ?1 RETURNING slug");
+        let slug: Option<String> = delete.bind(id).fetch_optional(&mut *w.1).await?;
+        let slug = slug.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
+        append_outbox(&mut w.1, &[id], ChangeKind::Delete, now).await?;
+        let details = json!({ "slug": slug });
+        let entry = PendingAudit::new(
+            actor,
+            now,
+            "article.delete",
+            format!("article:{id}"),
+            details,
+        );
+        self.finish(w, vec![entry]).await
+    }
+
+    /// See [`super::Store::upsert_batch`].
+    pub async fn upsert_batch(
+        &self,
+        actor: &Principal,
+        drafts: Vec<ArticleDraft>,
+    ) -> Result<UpsertOutcome> {
+        check_batch(&drafts)?;
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let slugs = json!(drafts.iter().map(|d| &d.slug).collect::<Vec<_>>()).to_string();
+        let sql = format!(
+            "SELECT {ARTICLE_COLS} FROM articles WHERE slug IN (SELECT value FROM json_each(?1))"
+        );
+        let rows = sqlx::query(&sql).bind(slugs).fetch_all(&mut *w.1).await?;
+        let existing = rows
+            .iter()
+            .map(article_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let plan = BatchPlan::new(&drafts, existing, now);
+        let conflict = |e| unique_or(e, || "a slug in the batch is already used".into());
+        let new_ids = insert_rows(&mut w.1, &plan.new, &actor.username, now).await;
+        let new_ids = new_ids.map_err(conflict)?;
+        update_rows(&mut w.1, &plan.changed, now)
+            .await
+            .map_err(conflict)?;
+        let (ids, entries) = plan.written(&new_ids, actor, now);
+        write_side_rows(&mut w.1, &ids, &actor.username, now).await?;
+        self.finish(w, entries).await?;
+        Ok(plan.outcome)
+    }
+
+    /// See [`super::Store::get_article`].
+    pub async fn get_article(&self, id: ArticleId) -> Result<Option<Article>> {
+        let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(article_from_row).transpose()
+    }
+
+    /// See [`super::Store::get_article_by_slug`].
+    pub async fn get_article_by_slug(&self, slug: &str) -> Result<Option<Article>> {
+        let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE slug = ?1");
+        let row = sqlx::query(&sql)
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(article_from_row).transpose()
+    }
+
+    /// See [`super::Store::get_articles`].
+    pub async fn get_articles(&self, ids: &[ArticleId]) -> Result<Vec<Article>> {
+        let sql = format!(
+            "SELECT {ARTICLE_COLS} FROM articles WHERE id IN (SELECT value FROM json_each(?1))"
+        );
+        let query = sqlx::query(&sql).bind(json!(ids).to_string());
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(article_from_row).collect()
+    }
+
+    /// See [`super::Store::scan_articles`].
+    pub async fn scan_articles(&self, after_id: ArticleId, limit: i64) -> Result<Vec<Article>> {
+        let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE id > ?1 ORDER BY id LIMIT ?2");
+        let query = sqlx::query(&sql).bind(after_id).bind(limit.max(0));
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(article_from_row).collect()
+    }
+
+    /// See [`super::Store::count_articles`].
+    pub async fn count_articles(&self) -> Result<i64> {
+        let query = sqlx::query_scalar("SELECT count(*) FROM articles");
+        Ok(query.fetch_one(&self.pool).await?)
+    }
+
+    /// See [`super::Store::list_versions`].
+    pub async fn list_versions(&self, id: ArticleId) -> Result<Vec<ArticleVersion>> {
+        let sql = "SELECT article_id, version, title, summary, body, category, tags, audience, \
+                   status, author, created_at FROM article_versions WHERE article_id = ?1 \
+                   ORDER BY version";
+        let rows = sqlx::query(sql).bind(id).fetch_all(&self.pool).await?;
+        let version = |r: &SqliteRow| -> Result<ArticleVersion> {
+            Ok(ArticleVersion {
+                article_id: r.try_get("article_id")?,
+                version: r.try_get("version")?,
+                title: r.try_get("title")?,
+                summary: r.try_get("summary")?,
+                body: r.try_get("body")?,
+                category: r.try_get("category")?,
+                tags: list(r.try_get("tags")?)?,
+                audience: list(r.try_get("audience")?)?,
+                status: parse_status(r.try_get("status")?)?,
+                author: r.try_get("author")?,
+                created_at: r.try_get("created_at")?,
+            })
+        };
+        rows.iter().map(version).collect()
+    }
+
+    /// See [`super::Store::changes_after`].
+    pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
+        let sql = "SELECT seq, article_id, kind FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+        let query = sqlx::query_as(sql).bind(after).bind(limit.max(0));
+        let rows: Vec<(i64, i64, String)> = query.fetch_all(&self.pool).await?;
+        rows.into_iter().map(change).collect()
+    }
+
+    /// See [`super::Store::outbox_head`].
+    pub async fn outbox_head(&self) -> Result<i64> {
+        let query = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM outbox");
+        Ok(query.fetch_one(&self.pool).await?)
+    }
+
+    /// See [`super::Store::request_reindex`].
+    pub async fn request_reindex(&self, actor: &Principal) -> Result<i64> {
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let seq = append_outbox(&mut w.1, &[0], ChangeKind::Reindex, now).await?;
+        let details = json!({ "seq": seq });
+        let entry = PendingAudit::new(actor, now, "index.reindex", "index".into(), details);
+        self.finish(w, vec![entry]).await?;
+        Ok(seq)
+    }
+
+    /// See [`super::Store::create_user`].
+    pub async fn create_user(
+        &self,
+        actor: &Principal,
+        username: &str,
+        display_name: &str,
+        roles: &[String],
+    ) -> Result<User> {
+        validate_username(username)?;
+        let roles = normalise_roles(roles)?;
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let sql = format!(
+            "INSERT INTO users (username, display_name, roles, created_at) \
+             VALUES (?1, ?2, ?3, ?4) RETURNING {USER_COLS}"
+        );
+        let query = sqlx::query(&sql).bind(username).bind(display_name);
+        let row = query
+            .bind(json!(roles).to_string())
+            .bind(now)
+            .fetch_one(&mut *w.1)
+            .await;
+        let row =
+            row.map_err(|e| unique_or(e, || format!("username {username:?} is already used")))?;
+        let user = user_from_row(&row)?;
+        let details = json!({ "display_name": display_name, "roles": roles });
+        let target = format!("user:{username}");
+        let entry = PendingAudit::new(actor, now, "user.create", target, details);
+        self.finish(w, vec![entry]).await?;
+        Ok(user)
+    }
+
+    /// See [`super::Store::get_user`].
+    pub async fn get_user(&self, username: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE username = ?1");
+        let row = sqlx::query(&sql)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// See [`super::Store::list_users`].
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY username");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// See [`super::Store::set_roles`].
+    pub async fn set_roles(
+        &self,
+        actor: &Principal,
+        username: &str,
+        roles: &[String],
+    ) -> Result<User> {
+        let roles = normalise_roles(roles)?;
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let sql = format!("UPDATE users SET roles = ?2 WHERE username = ?1 RETURNING {USER_COLS}");
+        let query = sqlx::query(&sql)
+            .bind(username)
+            .bind(json!(roles).to_string());
+        let row = query.fetch_optional(&mut *w.1).await?;
+        let row = row.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        let user = user_from_row(&row)?;
+        let (target, details) = (format!("user:{username}"), json!({ "roles": roles }));
+        let entry = PendingAudit::new(actor, now, "user.set_roles", target, details);
+        self.finish(w, vec![entry]).await?;
+        Ok(user)
+    }
+
+    /// See [`super::Store::create_token`].
+    pub async fn create_token(
+        &self,
+        actor: &Principal,
+        username: &str,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<()> {
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let query = sqlx::query_scalar("SELECT id FROM users WHERE username = ?1").bind(username);
+        let user_id: Option<i64> = query.fetch_optional(&mut *w.1).await?;
+        let user_id = user_id.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        let sql = "INSERT INTO api_tokens (user_id, name, token_hash, created_at) \
+                   VALUES (?1, ?2, ?3, ?4)";
+        let query = sqlx::query(sql)
+            .bind(user_id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(now);
+        let done = query.execute(&mut *w.1).await;
+        done.map_err(|e| unique_or(e, || "this token is already registered".into()))?;
+        // Never the token or its hash: auditors read the trail.
+        let (target, details) = (format!("user:{username}"), json!({ "name": name }));
+        let entry = PendingAudit::new(actor, now, "token.create", target, details);
+        self.finish(w, vec![entry]).await
+    }
+
+    /// See [`super::Store::principal_for_token`].
+    pub async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+        // Token id, last use, user id, username, roles.
+        type TokenRow = (i64, Option<DateTime<Utc>>, i64, String, String);
+        let sql = "SELECT t.id, t.last_used_at, u.id, u.username, u.roles \
+                   FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1";
+        let row: Option<TokenRow> = sqlx::query_as(sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some((token_id, last_used, user_id, username, roles)) = row else {
+            return Ok(None);
+        };
+        let now = now();
+        if last_use_is_stale(last_used, now) {
+            // A lone autocommit UPDATE with no outbox or audit row: it needs
+            // neither the writer slot nor BEGIN IMMEDIATE. The WHERE clause
+            // repeats the check so concurrent requests write once.
+            let sql = "UPDATE api_tokens SET last_used_at = ?2 \
+                       WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)";
+            let cutoff = now - chrono::Duration::minutes(1);
+            let query = sqlx::query(sql).bind(token_id).bind(now).bind(cutoff);
+            query.execute(&self.pool).await?;
+        }
+        let (user_id, roles) = (Some(user_id), list(&roles)?);
+        Ok(Some(Principal {
+            user_id,
+            username,
+            roles,
+        }))
+    }
+
+    /// See [`super::Store::list_audit`].
+    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let sql = "SELECT id, at, actor, action, target, details, prev_hash, hash FROM audit \
+                   WHERE id > ?1 ORDER BY id LIMIT ?2";
+        let query = sqlx::query(sql)
+            .bind(filter.after_id)
+            .bind(audit_limit(filter.limit));
+        let rows = query.fetch_all(&self.pool).await?;
+        let entry = |r: &SqliteRow| -> Result<AuditEntry> {
+            let details: &str = r.try_get("details")?;
+            let details = serde_json::from_str(details)
+                .map_err(|e| Error::Corrupt(format!("audit details {details:?}: {e}")))?;
+            Ok(AuditEntry {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                details,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        };
+        rows.iter().map(entry).collect()
+    }
+
+    /// See [`super::Store::change_signal`]. Fired after each write committed
+    /// by this process; the poll interval covers other processes.
+    pub fn change_signal(&self) -> (Arc<Notify>, Duration) {
+        (self.notify.clone(), POLL)
+    }
+}
+
+/// Inserts new articles (version 1) owned by `owner`; returns id by slug.
+async fn insert_rows(
+    tx: &mut Tx,
+    rows: &[ArticleRow<'_>],
+    owner: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<HashMap<String, i64>> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let query = sqlx::query_as(include_str!("sql/sqlite_insert_articles.sql"));
+    let query = query.bind(rows_json(rows)).bind(owner).bind(now);
+    let ids: Vec<(i64, String)> = query.fetch_all(&mut **tx).await?;
+    Ok(ids.into_iter().map(|(id, slug)| (slug, id)).collect())
+}
+
+/// Replaces the content of existing articles, bumping their versions.
+async fn update_rows(tx: &mut Tx, rows: &[ArticleRow<'_>], now: DateTime<Utc>) -> sqlx::Result<()> {
+    if !rows.is_empty() {
+        let query = sqlx::query(include_str!("sql/sqlite_update_articles.sql"));
+        query
+            .bind(rows_json(rows))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Snapshots the written articles into `article_versions` and appends their
+/// `upsert` outbox rows.
+async fn write_side_rows(tx: &mut Tx, ids: &[i64], author: &str, now: DateTime<Utc>) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = "INSERT INTO article_versions (article_id, version, title, summary, body, \
+               category, tags, audience, status, author, created_at) \
+               SELECT id, version, title, summary, body, category, tags, audience, status, ?2, \
+               updated_at FROM articles WHERE id IN (SELECT value FROM json_each(?1))";
+    let query = sqlx::query(sql).bind(json!(ids).to_string()).bind(author);
+    query.execute(&mut **tx).await?;
+    append_outbox(tx, ids, ChangeKind::Upsert, now).await?;
+    Ok(())
+}
+
+/// Appends one outbox row per id, in order; returns the last seq.
+async fn append_outbox(
+    tx: &mut Tx,
+    ids: &[i64],
+    kind: ChangeKind,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let sql = "INSERT INTO outbox (article_id, kind, created_at) \
+               SELECT value, ?2, ?3 FROM json_each(?1) ORDER BY key";
+    let query = sqlx::query(sql)
+        .bind(json!(ids).to_string())
+        .bind(kind.as_str())
+        .bind(now);
+    Ok(query.execute(&mut **tx).await?.last_insert_rowid())
+}
+
+/// Appends audit rows chained onto the newest one. `BEGIN IMMEDIATE` holds
+/// the write lock, so the chain cannot fork.
+async fn append_audit(tx: &mut Tx, entries: Vec<PendingAudit>) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let last = sqlx::query_scalar("SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
+    let hashes = chain(last.fetch_optional(&mut **tx).await?, &entries);
+    let rows: Vec<_> = entries
+        .iter()
+        .zip(hashes)
+        .map(|(e, h)| e.to_json(h))
+        .collect();
+    let sql = "INSERT INTO audit (at, actor, action, target, details, prev_hash, hash) \
+               SELECT value ->> 'at', value ->> 'actor', value ->> 'action', \
+               value ->> 'target', value -> 'details', value ->> 'prev_hash', value ->> 'hash' \
+               FROM json_each(?1) ORDER BY key";
+    sqlx::query(sql)
+        .bind(json!(rows).to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Decodes a stored JSON list.
+fn list(s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("stored list {s:?}: {e}")))
+}
+
+fn article_from_row(r: &SqliteRow) -> Result<Article> {
+    Ok(Article {
+        id: r.try_get("id")?,
+        slug: r.try_get("slug")?,
+        title: r.try_get("title")?,
+        summary: r.try_get("summary")?,
+        body: r.try_get("body")?,
+        category: r.try_get("category")?,
+        tags: list(r.try_get("tags")?)?,
+        audience: list(r.try_get("audience")?)?,
+        status: parse_status(r.try_get("status")?)?,
+        owner: r.try_get("owner")?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        published_at: r.try_get("published_at")?,
+        review_due: r.try_get("review_due")?,
+    })
+}
+
+fn user_from_row(r: &SqliteRow) -> Result<User> {
+    let (id, username, display_name, roles, created_at): (i64, String, String, String, _) =
+        sqlx::FromRow::from_row(r)?;
+    let roles = list(&roles)?;
+    Ok(User {
+        id,
+        username,
+        display_name,
+        roles,
+        created_at,
+    })
+}

@@ -1,0 +1,237 @@
+//! The outbox follower.
+//!
+//! Reads outbox rows after the index's checkpoint, loads the current state
+//! of the articles they name, applies them to the index (replace or delete
+//! by id) and commits together with the last sequence applied. Applying a
+//! change twice is harmless and the checkpoint only moves with a commit, so
+//! a crash at any point replays safely and converges to the store's state.
+//! A `reindex` row rebuilds a fresh generation from the store and swaps it in
+//! while queries keep being answered from the old one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::model::{ArticleId, ChangeKind};
+use engine::search::{IndexUpdater, SearchIndex};
+use engine::store::Store;
+use tokio::sync::watch;
+
+use crate::error::Result;
+
+/// Outbox rows read per batch.
+pub const DEFAULT_BATCH: i64 = 500;
+/// Articles read per page during a rebuild.
+const REBUILD_PAGE: i64 = 1000;
+
+/// Live state of a follower, shared with `/readyz` and metrics.
+#[derive(Debug, Default)]
+pub struct FollowerStatus {
+    /// True once the index has caught up with the outbox head at least once.
+    pub ready: AtomicBool,
+    /// Outbox sequence the index covers.
+    pub checkpoint: AtomicI64,
+    /// Highest outbox sequence seen in the store.
+    pub head: AtomicI64,
+    /// Batches applied since start.
+    pub batches: AtomicU64,
+    /// Full rebuilds since start.
+    pub rebuilds: AtomicU64,
+    /// The last error, cleared by the next successful catch-up.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl FollowerStatus {
+    /// Outbox rows not yet applied.
+    pub fn lag(&self) -> i64 {
+        (self.head.load(Ordering::Relaxed) - self.checkpoint.load(Ordering::Relaxed)).max(0)
+    }
+}
+
+/// Follows the outbox into a [`SearchIndex`].
+pub struct Follower {
+    store: Store,
+    index: SearchIndex,
+    updater: Arc<Mutex<IndexUpdater>>,
+    batch: i64,
+    status: Arc<FollowerStatus>,
+}
+
+impl Follower {
+    /// Takes the index writer (fails with `Unavailable` if another process
+    /// holds it).
+    pub fn new(store: Store, index: SearchIndex, batch: i64) -> Result<Follower> {
+        let updater = index.updater()?;
+        let status = Arc::new(FollowerStatus::default());
+        status
+            .checkpoint
+            .store(updater.checkpoint()?, Ordering::Relaxed);
+        Ok(Follower {
+            store,
+            index,
+            updater: Arc::new(Mutex::new(updater)),
+            batch: batch.max(1),
+            status,
+        })
+    }
+
+    /// The shared status handle.
+    pub fn status(&self) -> Arc<FollowerStatus> {
+        self.status.clone()
+    }
+
+    /// The index this follower writes.
+    pub fn index(&self) -> &SearchIndex {
+        &self.index
+    }
+
+    /// Applies outbox rows until the head is reached. Returns rows applied.
+    pub async fn catch_up(&mut self) -> Result<u64> {
+        let mut applied = 0u64;
+        loop {
+            let cp = self.status.checkpoint.load(Ordering::Relaxed);
+            let changes = self.store.changes_after(cp, self.batch).await?;
+            let Some(last) = changes.last() else { break };
+            self.status.head.fetch_max(last.seq, Ordering::Relaxed);
+            // A rebuild request: apply what precedes it, then rebuild (the
+            // rebuild covers everything up to the head it reads).
+            if let Some(pos) = changes.iter().position(|c| c.kind == ChangeKind::Reindex) {
+                if pos > 0 {
+                    let seq = changes[pos - 1].seq;
+                    let ids = changes[..pos].iter().map(|c| c.article_id).collect();
+                    applied += self.apply(ids, seq).await?;
+                }
+                self.rebuild(|_, _| {}).await?;
+                applied += 1;
+                continue;
+            }
+            let ids = changes.iter().map(|c| c.article_id).collect();
+            applied += self.apply(ids, last.seq).await? ;
+        }
+        let head = self.store.outbox_head().await?;
+        self.status.head.fetch_max(head, Ordering::Relaxed);
+        Ok(applied)
+    }
+
+    /// Loads the current state of `ids` and writes it to the index, then
+    /// commits as covering `seq`.
+    async fn apply(&mut self, ids: Vec<ArticleId>, seq: i64) -> Result<u64> {
+        let mut seen = HashSet::new();
+        let ids: Vec<ArticleId> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
+        let n = ids.len() as u64;
+        let articles: HashMap<ArticleId, _> = self
+            .store
+            .get_articles(&ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
+        let updater = self.updater.clone();
+        tokio::task::spawn_blocking(move || -> engine::Result<()> {
+            let mut u = updater.lock().expect("index updater lock poisoned");
+            for id in ids {
+                match articles.get(&id) {
+                    Some(a) => u.upsert(a)?,
+                    None => u.delete(id),
+                }
+            }
+            u.commit(seq)
+        })
+        .await??;
+        self.status.checkpoint.store(seq, Ordering::Relaxed);
+        self.status.batches.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(seq, articles = n, "index batch committed");
+        Ok(n)
+    }
+
+    /// Rebuilds the index from the store into a fresh generation and swaps it
+    /// in. `progress(done, total)` is called after each page.
+    pub async fn rebuild(&mut self, progress: impl Fn(u64, u64)) -> Result<u64> {
+        let head = self.store.outbox_head().await?;
+        let total = self.store.count_articles().await?.max(0) as u64;
+        let index = self.index.clone();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let builder = tokio::task::spawn_blocking(move || index.new_generation(threads)).await??;
+        let builder = Arc::new(Mutex::new(builder));
+        let mut after = 0;
+        let mut done = 0u64;
+        loop {
+            let page = self.store.scan_articles(after, REBUILD_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            done += page.len() as u64;
+            let b = builder.clone();
+            tokio::task::spawn_blocking(move || -> engine::Result<()> {
+                let mut u = b.lock().expect("index builder lock poisoned");
+                page.iter().try_for_each(|a| u.upsert(a))
+            })
+            .await??;
+            progress(done, total.max(done));
+        }
+        let b = builder.clone();
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || -> engine::Result<()> {
+            let mut u = b.lock().expect("index builder lock poisoned");
+            u.commit(head)?;
+            index.publish(&u)
+        })
+        .await??;
+        let built = Arc::try_unwrap(builder)
+            .ok()
+            .expect("builder is no longer shared")
+            .into_inner()
+            .expect("index builder lock poisoned");
+        // The new generation's writer replaces the old one (whose lock the
+        // drop releases).
+        *self.updater.lock().expect("index updater lock poisoned") = built;
+        self.status.checkpoint.store(head, Ordering::Relaxed);
+        self.status.rebuilds.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(articles = done, seq = head, generation = self.index.generation(), "index rebuilt");
+        Ok(done)
+    }
+
+    /// Follows the outbox until `shutdown` turns true: woken by the store's
+    /// change signal, with a polling fallback; errors are logged and retried
+    /// with backoff.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let (signal, poll) = self.store.change_signal();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            // Register interest before reading so a write that lands during
+            // the catch-up still wakes the next wait.
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.catch_up().await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::debug!(applied = n, "outbox caught up");
+                    }
+                    self.status.ready.store(true, Ordering::Relaxed);
+                    *self.status.last_error.lock().expect("status lock") = None;
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "index follower failed; retrying");
+                    *self.status.last_error.lock().expect("status lock") = Some(e.to_string());
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        tracing::info!("index follower stopped");
+    }
+}

@@ -1,0 +1,80 @@
+//! `kmt-indexer`: follows the outbox and maintains the search index.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use engine::search::SearchIndex;
+use engine::store::Store;
+use indexer::Follower;
+
+/// Configuration of `kmt-indexer`.
+#[derive(Debug, Parser)]
+#[command(name = "kmt-indexer", version, about = "Follows the KMT outbox and maintains the search index")]
+struct Config {
+    /// PostgreSQL URL of the system of record; without it, the embedded
+    /// SQLite store in `--data` is used.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Data directory of the embedded store (and default index location).
+    #[arg(long = "data", env = "KMT_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Index directory (default: `<data>/index`).
+    #[arg(long, env = "KMT_INDEX_DIR")]
+    index_dir: Option<PathBuf>,
+    /// Outbox rows applied per index commit.
+    #[arg(long, env = "KMT_INDEXER_BATCH", default_value_t = indexer::follower::DEFAULT_BATCH)]
+    batch: i64,
+    /// Catch up once and exit instead of following.
+    #[arg(long)]
+    once: bool,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "KMT_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cfg = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tantivy=warn".into());
+    if cfg.log_format == "json" {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let store = Store::open(cfg.database_url.as_deref(), &cfg.data_dir)
+        .await
+        .context("opening the store")?;
+    let index_dir = cfg.index_dir.unwrap_or_else(|| cfg.data_dir.join("index"));
+    let index = SearchIndex::open(&index_dir).context("opening the index")?;
+    let mut follower = Follower::new(store, index, cfg.batch).context("taking the index writer")?;
+    tracing::info!(index = %index_dir.display(), checkpoint = follower.status().checkpoint.load(std::sync::atomic::Ordering::Relaxed), "indexer started");
+    if cfg.once {
+        let n = follower.catch_up().await?;
+        tracing::info!(applied = n, "caught up");
+        return Ok(());
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    follower.run(rx).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

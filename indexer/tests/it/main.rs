@@ -1,0 +1,124 @@
+//! The indexer's integration tests: the real `kmt-indexer` binary killed
+//! with SIGKILL at random points must converge to the store's state.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use engine::auth::Principal;
+use engine::model::{ArticleDraft, ArticlePatch, Status};
+use engine::search::SearchIndex;
+use engine::store::Store;
+use engine::testutil::PgTestDb;
+use rand::Rng;
+
+fn draft(i: usize) -> ArticleDraft {
+    ArticleDraft {
+        slug: format!("article-{i}"),
+        title: format!("Article number {i} about levies and refunds"),
+        summary: format!("- point {i}"),
+        body: format!("Body {i}. ") + &"Procedure text for the knowledge base. ".repeat(40),
+        category: ["audits", "collections", "refunds"][i % 3].into(),
+        tags: vec![format!("t{}", i % 7)],
+        audience: vec![],
+        status: Status::Published,
+        review_due: None,
+    }
+}
+
+fn spawn_indexer(db: Option<&str>, data: &std::path::Path, once: bool) -> Child {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmt-indexer"));
+    c.arg("--data").arg(data).arg("--batch").arg("20");
+    if once {
+        c.arg("--once");
+    }
+    match db {
+        Some(url) => c.env("DATABASE_URL", url),
+        None => c.env_remove("DATABASE_URL"),
+    };
+    c.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    c.spawn().expect("starting kmt-indexer")
+}
+
+/// Applies a few random writes while the indexer runs.
+async fn churn(store: &Store, n: usize, rng: &mut impl Rng) {
+    let actor = Principal::system();
+    for _ in 0..n {
+        let id = rng.random_range(1..=3000i64);
+        match rng.random_range(0..10) {
+            0 => {
+                let _ = store.delete_article(&actor, id).await;
+            }
+            _ => {
+                if let Some(a) = store.get_article(id).await.unwrap() {
+                    let d = ArticleDraft::from_article(&a)
+                        .apply(ArticlePatch { title: Some(format!("{} (edited)", a.title)), ..Default::default() })
+                        .unwrap();
+                    store.update_article(&actor, id, d, None).await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+async fn killed_indexer_converges(store: Store, db: Option<&str>, data: &std::path::Path) {
+    let actor = Principal::system();
+    for chunk in (0..3000).collect::<Vec<_>>().chunks(500) {
+        store.upsert_batch(&actor, chunk.iter().map(|&i| draft(i)).collect()).await.unwrap();
+    }
+    let mut rng = rand::rng();
+    let mut interrupted = 0;
+    for round in 0..5 {
+        if round == 2 {
+            // A rebuild request: a kill may land in the middle of a rebuild too.
+            store.request_reindex(&actor).await.unwrap();
+        }
+        let mut child = spawn_indexer(db, data, false);
+        let wait = Duration::from_millis(rng.random_range(300..1200));
+        churn(&store, 30, &mut rng).await;
+        tokio::time::sleep(wait).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let index = SearchIndex::open(&data.join("index")).unwrap();
+        if index.checkpoint().unwrap() < store.outbox_head().await.unwrap() {
+            interrupted += 1;
+        }
+    }
+    assert!(interrupted > 0, "no kill landed mid-way; the test proved nothing");
+    let status = spawn_indexer(db, data, true).wait().unwrap();
+    assert!(status.success());
+    let index = SearchIndex::open(&data.join("index")).unwrap();
+    assert_eq!(index.checkpoint().unwrap(), store.outbox_head().await.unwrap());
+    let mut want = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.scan_articles(after, 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        want.extend(page.iter().map(|a| (a.id, a.version)));
+    }
+    let got = index.documents().unwrap();
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want, "index and store disagree");
+}
+
+/// Issue 2: kill -9 the indexer mid-batch, restart: index and store agree
+/// article for article.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_2_killed_indexer_converges_postgres() {
+    let db = PgTestDb::create("indexer").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Some(&db.url), dir.path()).await.unwrap();
+    killed_indexer_converges(store.clone(), Some(&db.url), dir.path()).await;
+    if let Store::Postgres(s) = store {
+        s.close().await;
+    }
+    db.drop_db().await;
+}
+
+/// The same on the embedded store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_2_killed_indexer_converges_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(None, dir.path()).await.unwrap();
+    killed_indexer_converges(store, None, dir.path()).await;
+}
