@@ -90,10 +90,15 @@ impl PgStore {
 
     /// Appends `entries` to the audit chain, commits and wakes this
     /// process's followers at once (the NOTIFY reaches other processes).
+    /// Every write that changed something has an entry, so none means a
+    /// batch that wrote nothing: nobody is woken.
     async fn finish(&self, mut tx: Tx, entries: Vec<PendingAudit>) -> Result<()> {
+        let wrote = !entries.is_empty();
         append_audit(&mut tx, entries).await?;
         tx.commit().await?;
-        signal(&self.notify);
+        if wrote {
+            signal(&self.notify);
+        }
         Ok(())
     }
 

@@ -104,11 +104,15 @@ impl SqliteStore {
     }
 
     /// Appends `entries` to the audit chain, commits and wakes followers.
+    /// Nobody is woken when nothing was written (see the Postgres store).
     async fn finish(&self, Write(slot, mut tx): Write, entries: Vec<PendingAudit>) -> Result<()> {
+        let wrote = !entries.is_empty();
         append_audit(&mut tx, entries).await?;
         tx.commit().await?;
         drop(slot);
-        signal(&self.notify);
+        if wrote {
+            signal(&self.notify);
+        }
         Ok(())
     }
 

@@ -10,7 +10,10 @@ use engine::model::{ChangeKind, Status};
 use engine::store::audit::{chain_hash, GENESIS};
 use engine::store::{AuditFilter, Store, UpsertOutcome};
 
-use crate::common::{draft, for_each_store, system, user, TestDb};
+use crate::common::{
+    close, create_pg_database, draft, drop_pg_database, for_each_store, system, user,
+    with_database, TestDb,
+};
 
 /// Everything observable that a failed write must leave untouched.
 async fn snapshot(store: &Store) -> (i64, i64, usize) {
@@ -719,7 +722,46 @@ async fn other_handles_see_writes() {
             other.outbox_head().await.unwrap(),
             store.outbox_head().await.unwrap()
         );
-        crate::common::close(&other).await;
+        close(&other).await;
     })
     .await;
+}
+
+/// Postgres only: the change listener survives losing its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_listener_reconnects() {
+    let (admin_url, name) = create_pg_database().await;
+    let url = with_database(&admin_url, &name);
+    let outcome = tokio::spawn(async move {
+        let db = TestDb::Postgres { url };
+        let follower = db.open_again().await;
+        let writer = db.open_again().await;
+        let (notify, _) = follower.change_signal();
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            "",
+        )
+        .await;
+        // Reconnecting wakes followers (announcements may have been lost).
+        tokio::time::timeout(Duration::from_secs(10), notify.notified())
+            .await
+            .expect("listener reconnected");
+        // Drain a second wake-up, if any, so the next wait proves delivery.
+        let _ = tokio::time::timeout(Duration::from_millis(300), notify.notified()).await;
+        writer
+            .create_article(&system(), draft("after-reconnect"))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), notify.notified())
+            .await
+            .expect("notification delivered after reconnecting");
+        close(&follower).await;
+        close(&writer).await;
+    })
+    .await;
+    drop_pg_database(&admin_url, &name).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
