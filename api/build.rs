@@ -24,7 +24,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}", p.display());
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         let abs = p.canonicalize().expect("corpus file path");
-        writeln!(f, "    ({name:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            f,
+            "    ({name:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     writeln!(f, "];").unwrap();
 }

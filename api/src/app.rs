@@ -167,7 +167,8 @@ pub async fn serve_on(
 }
 
 fn open_index(dir: &Path) -> anyhow::Result<SearchIndex> {
-    SearchIndex::open(dir).map_err(|e| anyhow::anyhow!("opening the index in {}: {e}", dir.display()))
+    SearchIndex::open(dir)
+        .map_err(|e| anyhow::anyhow!("opening the index in {}: {e}", dir.display()))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -181,4 +182,3 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received; draining");
 }
-

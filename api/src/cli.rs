@@ -25,7 +25,12 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Data directory: the embedded store, the index, demo files.
-    #[arg(long = "data", env = "KMT_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(
+        long = "data",
+        env = "KMT_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Log format: `text` or `json`.
     #[arg(long, env = "KMT_LOG_FORMAT", default_value = "text", global = true)]
@@ -128,10 +133,13 @@ pub enum TokenCommand {
 }
 
 fn init_logging(format: &str, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| default.into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let _ = if format == "json" {
-        tracing_subscriber::fmt().json().with_env_filter(filter).try_init()
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .try_init()
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -162,11 +170,19 @@ impl ServerArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = matches!(
         cli.command,
-        Command::Import(_) | Command::User(_) | Command::Token(_) | Command::Migrate | Command::Reindex { .. }
+        Command::Import(_)
+            | Command::User(_)
+            | Command::Token(_)
+            | Command::Migrate
+            | Command::Reindex { .. }
     );
     init_logging(
         &cli.log_format,
-        if quiet { "warn" } else { "info,tantivy=warn,tower_http=warn" },
+        if quiet {
+            "warn"
+        } else {
+            "info,tantivy=warn,tower_http=warn"
+        },
     );
     let db = cli.database_url.as_deref();
     if let Command::Healthcheck { addr } = &cli.command {
@@ -197,11 +213,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = index_dir.unwrap_or_else(|| cli.data_dir.join("index"));
             import::reindex(&store, &dir).await
         }
-        Command::User(UserCommand::Add { name, roles, display_name }) => {
+        Command::User(UserCommand::Add {
+            name,
+            roles,
+            display_name,
+        }) => {
             let u = store
-                .create_user(&system, &name, display_name.as_deref().unwrap_or(&name), &roles)
+                .create_user(
+                    &system,
+                    &name,
+                    display_name.as_deref().unwrap_or(&name),
+                    &roles,
+                )
                 .await?;
-            println!("user {} created with roles {}", u.username, u.roles.join(","));
+            println!(
+                "user {} created with roles {}",
+                u.username,
+                u.roles.join(",")
+            );
             Ok(())
         }
         Command::User(UserCommand::List) => {
@@ -229,7 +258,8 @@ async fn healthcheck(addr: SocketAddr) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await?;
         anyhow::Ok(buf)

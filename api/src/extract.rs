@@ -3,8 +3,8 @@
 //! allowed), and [`Auth`] for the caller.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use engine::auth::{hash_token, Principal};
 use serde::de::DeserializeOwned;
 
@@ -38,7 +38,10 @@ impl Params {
             if !allowed.contains(&k.as_str()) {
                 return Err(ApiError::bad_param(
                     k,
-                    format!("unknown parameter {k:?}; expected one of {}", allowed.join(", ")),
+                    format!(
+                        "unknown parameter {k:?}; expected one of {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }
@@ -105,14 +108,20 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
             return Ok(Auth(Principal::anonymous()));
         };
         let token = h
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or(ApiError::Engine(engine::Error::Unauthenticated))?;
         match state.store.principal_for_token(&hash_token(token)).await? {

@@ -71,6 +71,18 @@ pub fn parse_base(url: &str, allow_remote: bool) -> Result<Url> {
     Ok(base)
 }
 
+/// An error with its causes (reqwest's own message omits them).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 fn client(concurrency: usize) -> Result<Client> {
     Client::builder()
         .no_proxy()
@@ -103,12 +115,12 @@ impl HttpWorker {
         };
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return fail(started, format!("request failed: {e}")),
+            Err(e) => return fail(started, format!("request failed: {}", chain(&e))),
         };
         let status = resp.status();
         let body = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return fail(started, format!("reading body failed: {e}")),
+            Err(e) => return fail(started, format!("reading body failed: {}", chain(&e))),
         };
         let elapsed = started.elapsed();
         if status != StatusCode::OK {

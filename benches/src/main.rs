@@ -332,11 +332,7 @@ where
 
 fn pg_system_name(version: &str, work: PgWork) -> String {
     let short = version.split_whitespace().next().unwrap_or(version);
-    let mode = match work {
-        PgWork::Ranked => "ranked",
-        PgWork::Full => "full",
-    };
-    format!("PostgreSQL {short} FTS ({mode})")
+    format!("PostgreSQL {short} FTS ({})", work.name())
 }
 
 fn describe_load(l: &pgfts::LoadReport) -> String {
@@ -423,7 +419,7 @@ async fn compare(a: CompareArgs) -> Result<()> {
         let stop = loadgen::stop_on_ctrl_c();
         eprintln!("kmt: benchmarking {base_ref}");
         let kmt = http::bench(base_ref, token, qs_ref, spec, stop.clone()).await?;
-        eprintln!("pgfts: benchmarking ({work:?})");
+        eprintln!("pgfts: benchmarking ({})", work.name());
         let pg = pgfts::bench(&opts, qs_ref, work, spec, stop).await?;
         Ok((load, kmt, pg))
     })

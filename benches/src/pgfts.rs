@@ -38,6 +38,14 @@ pub enum PgWork {
 }
 
 impl PgWork {
+    /// The mode's name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PgWork::Ranked => "ranked",
+            PgWork::Full => "full",
+        }
+    }
+
     /// What the mode does, for reports.
     pub fn describe(self) -> &'static str {
         match self {

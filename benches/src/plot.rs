@@ -1,7 +1,8 @@
 //! Hand-written SVG latency plots.
 //!
 //! One figure, two panels sharing a logarithmic latency axis: on top a
-//! histogram (share of requests per log-spaced bin, 10 bins per decade), below
+//! histogram (share of requests per log-spaced bin, at least 10 bins per
+//! decade and 30 in all), below
 //! the cumulative distribution (share of requests completed within a latency),
 //! with guide lines at p50, p90 and p99. Each system is one coloured series;
 //! the legend repeats its p50/p99 and throughput. No plotting crate: the SVG is
@@ -59,10 +60,11 @@ impl Axis {
         self.x0 + t.clamp(0.0, 1.0) * (self.x1 - self.x0)
     }
 
+    /// Powers of ten from the one at or below `lo` up to `hi`.
     fn decades(&self) -> impl Iterator<Item = f64> + '_ {
         let (a, b) = (
-            self.lo.log10().round() as i32,
-            self.hi.log10().round() as i32,
+            (self.lo.log10() + 1e-9).floor() as i32,
+            (self.hi.log10() + 1e-9).floor() as i32,
         );
         (a..=b).map(|e| 10f64.powi(e))
     }
@@ -174,8 +176,11 @@ pub fn latency_svg(title: &str, series: &[Series]) -> String {
     }
 
     // Histogram panel.
-    let nbins = ((ax.hi.log10() - ax.lo.log10()) * BINS_PER_DECADE as f64 - 1e-6).ceil() as usize;
-    let edge = |i: usize| (ax.lo * 10f64.powf(i as f64 / BINS_PER_DECADE as f64)).min(ax.hi);
+    // At least ~30 bins: narrow ranges get finer than BINS_PER_DECADE.
+    let span = ax.hi.log10() - ax.lo.log10();
+    let per_decade = (BINS_PER_DECADE as f64).max((30.0 / span).ceil());
+    let nbins = (span * per_decade - 1e-6).ceil() as usize;
+    let edge = |i: usize| (ax.lo * 10f64.powf(i as f64 / per_decade)).min(ax.hi);
     let shares: Vec<Vec<f64>> = series
         .iter()
         .map(|s| {

@@ -232,7 +232,7 @@ pub fn section_markdown(kmt: &Series, pg: &Series, info: &SectionInfo<'_>) -> St
     ));
     md.push_str(&format!("- Date: {date}.\n"));
     md.push_str(&format!(
-        "- Load: closed loop, {} concurrent workers per system, {:.0} s warm-up then {:.0} s measured, one system after the other; {}, cycled. Client and servers share one machine ({} CPUs).\n",
+        "- Load: closed loop, {} concurrent workers per system, {} s warm-up then {} s measured, one system after the other; {}, cycled. Client and servers share one machine ({} CPUs).\n",
         k.concurrency,
         info.warmup_s,
         info.duration_s,

@@ -42,7 +42,12 @@ pub async fn create(store: &Store, p: &Principal, input: NewArticle) -> Result<A
 }
 
 /// Applies a partial update as a new version.
-pub async fn update(store: &Store, p: &Principal, key: &str, patch: ArticlePatch) -> Result<Article> {
+pub async fn update(
+    store: &Store,
+    p: &Principal,
+    key: &str,
+    patch: ArticlePatch,
+) -> Result<Article> {
     let current = get(store, p, key).await?;
     if !p.can_edit(&current) {
         return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));

@@ -30,19 +30,19 @@ pub enum Error {
     #[error("permission denied: {0} required")]
     Forbidden(&'static str),
     /// The store (Postgres or SQLite) failed.
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// Applying migrations failed.
-    #[error("migration error")]
+    #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The full-text index failed.
-    #[error("index error")]
+    #[error("index error: {0}")]
     Index(#[from] tantivy::TantivyError),
     /// Opening an index directory failed.
-    #[error("index directory error")]
+    #[error("index directory error: {0}")]
     IndexDir(#[from] tantivy::directory::error::OpenDirectoryError),
     /// A file could not be read or written.
-    #[error("io error")]
+    #[error("io error: {0}")]
     Io(#[from] std::io::Error),
     /// Stored JSON could not be decoded (a bug or a corrupted row).
     #[error("corrupt stored data: {0}")]

@@ -387,7 +387,10 @@ pub fn validate_name(field: &str, name: &str) -> Result<()> {
     {
         return Err(Error::invalid(
             field,
-            format!("{name:?} must be 1-{} characters of a-z, 0-9, '-' or '_'", limits::NAME),
+            format!(
+                "{name:?} must be 1-{} characters of a-z, 0-9, '-' or '_'",
+                limits::NAME
+            ),
         ));
     }
     Ok(())
@@ -395,10 +398,7 @@ pub fn validate_name(field: &str, name: &str) -> Result<()> {
 
 /// Lowercases, trims, deduplicates and sorts a list of names, validating each.
 pub fn normalise_names(field: &str, names: Vec<String>, max: usize) -> Result<Vec<String>> {
-    let mut out: Vec<String> = names
-        .into_iter()
-        .map(|n| n.trim().to_lowercase())
-        .collect();
+    let mut out: Vec<String> = names.into_iter().map(|n| n.trim().to_lowercase()).collect();
     for (i, n) in out.iter().enumerate() {
         validate_name(&format!("{field}[{i}]"), n)?;
     }
@@ -421,7 +421,11 @@ pub fn slugify(title: &str) -> String {
         }
     }
     let s = s.trim_end_matches('-');
-    s.chars().take(80).collect::<String>().trim_end_matches('-').to_string()
+    s.chars()
+        .take(80)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
 }
 
 /// What happened to an article, as recorded in the outbox.
@@ -511,7 +515,10 @@ mod tests {
 
     #[test]
     fn slugify_makes_urls() {
-        assert_eq!(slugify("Offer in Compromise: How-To!"), "offer-in-compromise-how-to");
+        assert_eq!(
+            slugify("Offer in Compromise: How-To!"),
+            "offer-in-compromise-how-to"
+        );
         assert_eq!(slugify("  --  "), "");
     }
 

@@ -74,9 +74,12 @@ impl PgTestDb {
     /// Drops the database (forcing other sessions off).
     pub async fn drop_db(self) {
         if let Ok(mut c) = PgConnection::connect(&server_url()).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-                .execute(&mut c)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut c)
+            .await;
             let _ = c.close().await;
         }
     }
@@ -90,6 +93,9 @@ mod tests {
             super::with_db("postgres://u@h:5432/postgres?sslmode=disable", "x"),
             "postgres://u@h:5432/x?sslmode=disable"
         );
-        assert_eq!(super::with_db("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            super::with_db("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
     }
 }

@@ -107,7 +107,7 @@ impl Follower {
                 continue;
             }
             let ids = changes.iter().map(|c| c.article_id).collect();
-            applied += self.apply(ids, last.seq).await? ;
+            applied += self.apply(ids, last.seq).await?;
         }
         let head = self.store.outbox_head().await?;
         self.status.head.fetch_max(head, Ordering::Relaxed);
@@ -187,7 +187,12 @@ impl Follower {
         *self.updater.lock().expect("index updater lock poisoned") = built;
         self.status.checkpoint.store(head, Ordering::Relaxed);
         self.status.rebuilds.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(articles = done, seq = head, generation = self.index.generation(), "index rebuilt");
+        tracing::info!(
+            articles = done,
+            seq = head,
+            generation = self.index.generation(),
+            "index rebuilt"
+        );
         Ok(done)
     }
 

@@ -10,7 +10,11 @@ use indexer::Follower;
 
 /// Configuration of `kmt-indexer`.
 #[derive(Debug, Parser)]
-#[command(name = "kmt-indexer", version, about = "Follows the KMT outbox and maintains the search index")]
+#[command(
+    name = "kmt-indexer",
+    version,
+    about = "Follows the KMT outbox and maintains the search index"
+)]
 struct Config {
     /// PostgreSQL URL of the system of record; without it, the embedded
     /// SQLite store in `--data` is used.
@@ -39,7 +43,10 @@ async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,tantivy=warn".into());
     if cfg.log_format == "json" {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }

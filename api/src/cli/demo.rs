@@ -14,11 +14,36 @@ use crate::app::{serve, ServeOptions};
 /// The demo accounts: (username, display name, roles, what they show).
 const ACCOUNTS: &[(&str, &str, &[&str], &str)] = &[
     ("admin", "Ada Admin", &["admin"], "everything"),
-    ("alice", "Alice Auditor", &["author", "auditor"], "writes drafts; reads auditor-only articles"),
-    ("rita", "Rita Reviewer", &["reviewer", "program_specialist"], "reviews and publishes"),
-    ("harry", "Harry Hearing", &["viewer", "hearing_officer"], "reads hearing-officer-only articles"),
-    ("diana", "Diana Director", &["viewer", "director"], "reads director-only articles"),
-    ("vera", "Vera Viewer", &["viewer"], "reads articles for all staff"),
+    (
+        "alice",
+        "Alice Auditor",
+        &["author", "auditor"],
+        "writes drafts; reads auditor-only articles",
+    ),
+    (
+        "rita",
+        "Rita Reviewer",
+        &["reviewer", "program_specialist"],
+        "reviews and publishes",
+    ),
+    (
+        "harry",
+        "Harry Hearing",
+        &["viewer", "hearing_officer"],
+        "reads hearing-officer-only articles",
+    ),
+    (
+        "diana",
+        "Diana Director",
+        &["viewer", "director"],
+        "reads director-only articles",
+    ),
+    (
+        "vera",
+        "Vera Viewer",
+        &["viewer"],
+        "reads articles for all staff",
+    ),
 ];
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,7 +57,9 @@ struct DemoAccount {
 pub async fn run(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let store = Store::open(None, data_dir).await.context("opening the embedded store")?;
+    let store = Store::open(None, data_dir)
+        .await
+        .context("opening the embedded store")?;
     if store.count_articles().await? == 0 {
         let dir = data_dir.join("sample-corpus");
         std::fs::create_dir_all(&dir)?;
@@ -54,7 +81,13 @@ pub async fn run(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<()> {
                 .iter()
                 .find(|x| x.0 == a.username)
                 .map_or("", |x| x.3);
-            println!("  {:<6} {:<32} {}\n         {}", a.username, a.roles.join(","), what, a.token);
+            println!(
+                "  {:<6} {:<32} {}\n         {}",
+                a.username,
+                a.roles.join(","),
+                what,
+                a.token
+            );
         }
         println!("\nTry: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/search?q=penalty+abatement&facets=category,tags'", accounts.first().map_or("", |a| a.token.as_str()));
         println!("Stop with Ctrl-C.");

@@ -67,9 +67,11 @@ fn options(args: &ImportArgs) -> anyhow::Result<ImportOptions> {
 fn bar(total: u64, msg: &'static str) -> ProgressBar {
     let pb = ProgressBar::new(total);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>9} [{bar:30}] {bytes}/{total_bytes} {per_sec} eta {eta}")
-            .expect("progress template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>9} [{bar:30}] {bytes}/{total_bytes} {per_sec} eta {eta}",
+        )
+        .expect("progress template")
+        .progress_chars("=> "),
     );
     pb.set_message(msg);
     pb
@@ -184,21 +186,27 @@ pub async fn import_path(
 /// rebuild their indexes too) and, when no process holds the index in
 /// `dir`, rebuilds it here with a progress bar.
 pub async fn reindex(store: &Store, dir: &Path) -> anyhow::Result<()> {
-    let index = SearchIndex::open(dir).with_context(|| format!("opening the index in {}", dir.display()))?;
+    let index = SearchIndex::open(dir)
+        .with_context(|| format!("opening the index in {}", dir.display()))?;
     let seq = store.request_reindex(&Principal::system()).await?;
     let mut follower = match indexer::Follower::new(store.clone(), index, 500) {
         Ok(f) => f,
         Err(indexer::Error::Engine(engine::Error::Unavailable(_))) => {
-            println!("reindex requested (outbox seq {seq}); the server using {} rebuilds its index now", dir.display());
+            println!(
+                "reindex requested (outbox seq {seq}); the server using {} rebuilds its index now",
+                dir.display()
+            );
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
     let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>9} [{bar:30}] {pos}/{len} articles {per_sec} eta {eta}")
-            .expect("progress template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>9} [{bar:30}] {pos}/{len} articles {per_sec} eta {eta}",
+        )
+        .expect("progress template")
+        .progress_chars("=> "),
     );
     pb.set_message("indexing");
     let started = Instant::now();

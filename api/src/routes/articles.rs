@@ -71,7 +71,9 @@ pub async fn update(
     ApiJson(patch): ApiJson<ArticlePatch>,
 ) -> ApiResult<Json<Article>> {
     p.require(Permission::ArticleWrite)?;
-    Ok(Json(engine::articles::update(&s.store, &p, &id, patch).await?))
+    Ok(Json(
+        engine::articles::update(&s.store, &p, &id, patch).await?,
+    ))
 }
 
 /// Delete an article (its versions and audit trail stay).

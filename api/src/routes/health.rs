@@ -47,6 +47,10 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         lag: s.follower.lag(),
         last_error: s.follower.last_error.lock().ok().and_then(|e| e.clone()),
     };
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }

@@ -46,7 +46,11 @@ pub fn parse_request(p: &Params, default_sort: Sort) -> ApiResult<SearchRequest>
         None | Some("") | Some("all") => MatchMode::All,
         Some("any") => MatchMode::Any,
         Some(other) => {
-            return Err(engine::Error::invalid("match", format!("unknown match mode {other:?}; use all or any")).into())
+            return Err(engine::Error::invalid(
+                "match",
+                format!("unknown match mode {other:?}; use all or any"),
+            )
+            .into())
         }
     };
     let req = SearchRequest {
@@ -113,4 +117,3 @@ pub async fn search(
     let res = run(&s, auth, req).await?;
     Ok((server_timing(&res), Json(res)))
 }
-

@@ -32,7 +32,10 @@ impl TestStore {
             Backend::Sqlite => (Store::open(None, dir.path()).await.unwrap(), None),
             Backend::Postgres => {
                 let db = PgTestDb::create("api").await;
-                (Store::open(Some(&db.url), dir.path()).await.unwrap(), Some(db))
+                (
+                    Store::open(Some(&db.url), dir.path()).await.unwrap(),
+                    Some(db),
+                )
             }
         };
         TestStore { store, dir, pg }
@@ -73,9 +76,15 @@ impl TestServer {
             ("harry", vec!["viewer", "hearing_officer"]),
         ] {
             let roles: Vec<String> = roles.into_iter().map(String::from).collect();
-            ts.store.create_user(&system, name, name, &roles).await.unwrap();
+            ts.store
+                .create_user(&system, name, name, &roles)
+                .await
+                .unwrap();
             let (t, h) = new_token();
-            ts.store.create_token(&system, name, "test", &h).await.unwrap();
+            ts.store
+                .create_token(&system, name, "test", &h)
+                .await
+                .unwrap();
             tokens.insert(name, t);
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -123,7 +132,12 @@ impl TestServer {
     }
 
     /// A request as `user` (`None` = anonymous).
-    pub fn req(&self, method: reqwest::Method, path: &str, user: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let b = self.http.request(method, self.url(path));
         match user {
             Some(u) => b.bearer_auth(&self.tokens[u]),
@@ -132,7 +146,11 @@ impl TestServer {
     }
 
     pub async fn get_json(&self, path: &str, user: Option<&str>) -> (u16, serde_json::Value) {
-        let r = self.req(reqwest::Method::GET, path, user).send().await.unwrap();
+        let r = self
+            .req(reqwest::Method::GET, path, user)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }

@@ -15,32 +15,62 @@ fn article(slug: &str, title: &str, body: &str) -> Value {
 }
 
 async fn create(s: &TestServer, user: &str, a: &Value) -> (u16, Value) {
-    let r = s.req(Method::POST, "/v1/articles", Some(user)).json(a).send().await.unwrap();
+    let r = s
+        .req(Method::POST, "/v1/articles", Some(user))
+        .json(a)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
 /// Polls search until `q` returns an article with `slug` (or fails after `limit`).
-async fn found_within(s: &TestServer, user: &str, q: &str, slug: &str, limit: Duration) -> Duration {
+async fn found_within(
+    s: &TestServer,
+    user: &str,
+    q: &str,
+    slug: &str,
+    limit: Duration,
+) -> Duration {
     let t0 = Instant::now();
     loop {
         let (_, v) = s.get_json(&format!("/v1/search?q={q}"), Some(user)).await;
-        if v["hits"].as_array().is_some_and(|h| h.iter().any(|x| x["slug"] == slug)) {
+        if v["hits"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|x| x["slug"] == slug))
+        {
             return t0.elapsed();
         }
-        assert!(t0.elapsed() < limit, "{slug} not found by {q:?} within {limit:?}: {v}");
+        assert!(
+            t0.elapsed() < limit,
+            "{slug} not found by {q:?} within {limit:?}: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 async fn created_article_is_found_within_a_second(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let (code, a) = create(&s, "admin", &article("quokka-levy", "Quokka levy procedure", "Steps for the quokka levy.")).await;
+    let (code, a) = create(
+        &s,
+        "admin",
+        &article(
+            "quokka-levy",
+            "Quokka levy procedure",
+            "Steps for the quokka levy.",
+        ),
+    )
+    .await;
     assert_eq!(code, 201, "{a}");
     assert_eq!(a["version"], 1);
     found_within(&s, "vera", "quokka", "quokka-levy", Duration::from_secs(1)).await;
     // An update is searchable as quickly, and the old words are gone.
     let r = s
-        .req(Method::PUT, &format!("/v1/articles/{}", a["id"]), Some("admin"))
+        .req(
+            Method::PUT,
+            &format!("/v1/articles/{}", a["id"]),
+            Some("admin"),
+        )
         .json(&json!({"title": "Wombat levy procedure", "body": "Steps for the wombat levy."}))
         .send()
         .await
@@ -50,7 +80,15 @@ async fn created_article_is_found_within_a_second(backend: Backend) {
     let (_, v) = s.get_json("/v1/search?q=quokka", Some("vera")).await;
     assert_eq!(v["total"], 0, "{v}");
     // Delete removes it from search.
-    let r = s.req(Method::DELETE, &format!("/v1/articles/{}", a["id"]), Some("admin")).send().await.unwrap();
+    let r = s
+        .req(
+            Method::DELETE,
+            &format!("/v1/articles/{}", a["id"]),
+            Some("admin"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let t0 = Instant::now();
     loop {
@@ -58,7 +96,10 @@ async fn created_article_is_found_within_a_second(backend: Backend) {
         if v["total"] == 0 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(1), "deleted article still found");
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "deleted article still found"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     s.stop().await;
@@ -79,10 +120,15 @@ async fn issue_2_created_article_is_found_within_a_second_postgres() {
 /// Sends raw bytes and returns the start of the response.
 async fn raw_request(s: &TestServer, req: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut c = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://")).await.unwrap();
+    let mut c = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
     c.write_all(req.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     String::from_utf8_lossy(&buf[..n]).to_string()
 }
 
@@ -108,14 +154,24 @@ async fn errors_are_problem_documents() {
     let code = r.status().as_u16();
     assert_problem(code, 400, &r.json().await.unwrap());
     // Unknown field.
-    let (code, v) = create(&s, "admin", &json!({"title": "x", "category": "a", "colour": "red"})).await;
+    let (code, v) = create(
+        &s,
+        "admin",
+        &json!({"title": "x", "category": "a", "colour": "red"}),
+    )
+    .await;
     assert_problem(code, 400, &v);
     assert!(v["detail"].as_str().unwrap().contains("colour"), "{v}");
     // Validation names the field.
     let (code, v) = create(&s, "admin", &json!({"title": "  ", "category": "a"})).await;
     assert_problem(code, 422, &v);
     assert_eq!(v["field"], "title");
-    let (code, v) = create(&s, "admin", &json!({"title": "ok", "category": "a", "tags": ["fine", "not fine"]})).await;
+    let (code, v) = create(
+        &s,
+        "admin",
+        &json!({"title": "ok", "category": "a", "tags": ["fine", "not fine"]}),
+    )
+    .await;
     assert_problem(code, 422, &v);
     assert_eq!(v["field"], "tags[1]");
     // Unknown search parameter, bad limit, bad filter.
@@ -124,15 +180,28 @@ async fn errors_are_problem_documents() {
     assert_eq!(v["field"], "limt");
     let (code, v) = s.get_json("/v1/search?q=x&limit=500", Some("vera")).await;
     assert_problem(code, 422, &v);
-    let (code, v) = s.get_json("/v1/search?q=x&filter=colour:red", Some("vera")).await;
+    let (code, v) = s
+        .get_json("/v1/search?q=x&filter=colour:red", Some("vera"))
+        .await;
     assert_problem(code, 422, &v);
     // Authentication and authorisation.
-    let r = s.http.get(s.url("/v1/search?q=x")).bearer_auth("kmt_nope").send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/v1/search?q=x"))
+        .bearer_auth("kmt_nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     assert_problem(r.status().as_u16(), 401, &r.json().await.unwrap());
     let (code, v) = create(&s, "vera", &article("a1", "A", "b")).await;
     assert_problem(code, 403, &v);
-    let r = s.req(Method::POST, "/v1/articles", None).json(&article("a2", "A", "b")).send().await.unwrap();
+    let r = s
+        .req(Method::POST, "/v1/articles", None)
+        .json(&article("a2", "A", "b"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // An author may write drafts but not publish directly.
     let (code, v) = create(&s, "alice", &article("a3", "A", "b")).await;
@@ -161,13 +230,26 @@ async fn errors_are_problem_documents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restricted_articles_are_invisible_to_others() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let mut a = article("selection", "Audit selection model", "The Thistlewood model ranks returns.");
+    let mut a = article(
+        "selection",
+        "Audit selection model",
+        "The Thistlewood model ranks returns.",
+    );
     a["audience"] = json!(["auditor"]);
     let (code, a) = create(&s, "admin", &a).await;
     assert_eq!(code, 201);
-    found_within(&s, "alice", "thistlewood", "selection", Duration::from_secs(2)).await;
+    found_within(
+        &s,
+        "alice",
+        "thistlewood",
+        "selection",
+        Duration::from_secs(2),
+    )
+    .await;
     for user in [Some("vera"), Some("harry"), None] {
-        let (code, v) = s.get_json("/v1/search?q=thistlewood&facets=category,tags", user).await;
+        let (code, v) = s
+            .get_json("/v1/search?q=thistlewood&facets=category,tags", user)
+            .await;
         assert_eq!(code, 200);
         assert_eq!(v["total"], 0, "{user:?}: {v}");
         assert_eq!(v["facets"]["category"], json!([]), "{v}");
@@ -176,7 +258,11 @@ async fn restricted_articles_are_invisible_to_others() {
         let (code, _) = s.get_json("/v1/articles/selection/versions", user).await;
         assert_eq!(code, 404);
         let (_, v) = s.get_json("/v1/articles?facets=tags", user).await;
-        assert!(!v["hits"].as_array().unwrap().iter().any(|h| h["slug"] == "selection"));
+        assert!(!v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["slug"] == "selection"));
     }
     let (code, v) = s.get_json("/v1/articles/selection", Some("alice")).await;
     assert_eq!(code, 200);
@@ -187,34 +273,69 @@ async fn restricted_articles_are_invisible_to_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_response_has_the_documented_shape() {
     let s = TestServer::start(Backend::Sqlite).await;
-    for (i, t) in ["Bank levy release", "Levy appeals", "Refund offsets"].iter().enumerate() {
+    for (i, t) in ["Bank levy release", "Levy appeals", "Refund offsets"]
+        .iter()
+        .enumerate()
+    {
         let (code, _) = create(&s, "admin", &article(&format!("a{i}"), t, "Body text.")).await;
         assert_eq!(code, 201);
     }
     found_within(&s, "vera", "refund", "a2", Duration::from_secs(2)).await;
     let r = s
-        .req(Method::GET, "/v1/search?q=levy&facets=category,tags&filter=category:collections&limit=1&offset=0", Some("vera"))
+        .req(
+            Method::GET,
+            "/v1/search?q=levy&facets=category,tags&filter=category:collections&limit=1&offset=0",
+            Some("vera"),
+        )
         .send()
         .await
         .unwrap();
     let timing = r.headers()["server-timing"].to_str().unwrap().to_string();
-    for stage in ["parse;dur=", "search;dur=", "facets;dur=", "snippets;dur=", "total;dur="] {
+    for stage in [
+        "parse;dur=",
+        "search;dur=",
+        "facets;dur=",
+        "snippets;dur=",
+        "total;dur=",
+    ] {
         assert!(timing.contains(stage), "{timing}");
     }
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["total"], 2, "{v}");
     assert_eq!(v["hits"].as_array().unwrap().len(), 1);
     let hit = &v["hits"][0];
-    for k in ["id", "slug", "title", "snippet", "score", "category", "tags", "updated_at"] {
+    for k in [
+        "id",
+        "slug",
+        "title",
+        "snippet",
+        "score",
+        "category",
+        "tags",
+        "updated_at",
+    ] {
         assert!(hit.get(k).is_some(), "missing {k}: {hit}");
     }
-    assert_eq!(v["facets"]["category"], json!([{"value": "collections", "count": 2}]));
+    assert_eq!(
+        v["facets"]["category"],
+        json!([{"value": "collections", "count": 2}])
+    );
     assert!(v["took_ms"].as_f64().is_some() && v["timings"]["total"].as_f64().is_some());
     // Versions and optimistic concurrency.
     let path = "/v1/articles/a0";
-    let r = s.req(Method::PUT, path, Some("admin")).json(&json!({"title": "Bank levy release v2", "expected_version": 1})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, path, Some("admin"))
+        .json(&json!({"title": "Bank levy release v2", "expected_version": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = s.req(Method::PUT, path, Some("admin")).json(&json!({"title": "stale", "expected_version": 1})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, path, Some("admin"))
+        .json(&json!({"title": "stale", "expected_version": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
     let (_, v) = s.get_json("/v1/articles/a0/versions", Some("vera")).await;
     assert_eq!(v.as_array().unwrap().len(), 2, "{v}");

@@ -125,13 +125,23 @@ struct Generation {
 }
 
 impl Generation {
-    fn open_or_create(id: u64, dir: Option<PathBuf>) -> Result<Generation> {
+    /// Opens the generation in `dir` (or creates it; `None` = in memory).
+    /// `Ok(None)` when the directory holds an index with another schema.
+    fn open_or_create(id: u64, dir: Option<PathBuf>) -> Result<Option<Generation>> {
         let (schema, fields) = schema::build_schema();
         let index = match &dir {
             Some(d) => {
                 std::fs::create_dir_all(d)?;
                 let mmap = tantivy::directory::MmapDirectory::open(d)?;
-                Index::open_or_create(mmap, schema)?
+                if Index::exists(&mmap).map_err(|e| Error::Corrupt(format!("index meta: {e}")))? {
+                    let index = Index::open(mmap)?;
+                    if index.schema() != schema {
+                        return Ok(None);
+                    }
+                    index
+                } else {
+                    Index::create(mmap, schema, tantivy::IndexSettings::default())?
+                }
             }
             None => Index::create_in_ram(schema),
         };
@@ -140,7 +150,7 @@ impl Generation {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok(Generation {
+        Ok(Some(Generation {
             id,
             index,
             reader,
@@ -148,7 +158,13 @@ impl Generation {
             analyzer: schema::analyzer(),
             prefix_analyzer: schema::prefix_analyzer(),
             dir,
-        })
+        }))
+    }
+
+    /// A generation that must be new: fails if `dir` holds another schema.
+    fn create(id: u64, dir: Option<PathBuf>) -> Result<Generation> {
+        Generation::open_or_create(id, dir)?
+            .ok_or_else(|| Error::Corrupt("a fresh index generation has a foreign schema".into()))
     }
 
     fn payload(&self) -> Result<Payload> {
@@ -199,16 +215,24 @@ impl SearchIndex {
         let current = std::fs::read_to_string(root.join("CURRENT"))
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok());
-        let mut gen = match current {
-            Some(id) => Generation::open_or_create(id, Some(gen_dir(root, id)))?,
-            None => Generation::open_or_create(1, Some(gen_dir(root, 1)))?,
+        let id = current.unwrap_or(1);
+        let reusable = match Generation::open_or_create(id, Some(gen_dir(root, id)))? {
+            Some(g) => {
+                let p = g.payload()?;
+                (p.seq == 0 || p.schema == SCHEMA_VERSION).then_some(g)
+            }
+            None => None,
         };
-        let p = gen.payload()?;
-        if p.seq > 0 && p.schema != SCHEMA_VERSION {
-            tracing::warn!(found = p.schema, want = SCHEMA_VERSION, "index schema changed; starting a fresh index");
-            let id = gen.id + 1;
-            gen = Generation::open_or_create(id, Some(gen_dir(root, id)))?;
-        }
+        let gen = match reusable {
+            Some(g) => g,
+            None => {
+                // Written by another version of KMT: start a fresh
+                // generation, which the follower fills from the store.
+                tracing::warn!(generation = id, "index schema changed; building a fresh index");
+                let _ = std::fs::remove_dir_all(gen_dir(root, id + 1));
+                Generation::create(id + 1, Some(gen_dir(root, id + 1)))?
+            }
+        };
         write_current(root, gen.id)?;
         remove_other_generations(root, gen.id);
         Ok(SearchIndex {
@@ -221,7 +245,7 @@ impl SearchIndex {
     pub fn in_memory() -> Result<SearchIndex> {
         Ok(SearchIndex {
             root: None,
-            current: Arc::new(ArcSwap::from_pointee(Generation::open_or_create(1, None)?)),
+            current: Arc::new(ArcSwap::from_pointee(Generation::create(1, None)?)),
         })
     }
 
@@ -266,7 +290,7 @@ impl SearchIndex {
             // A leftover from a crashed rebuild.
             let _ = std::fs::remove_dir_all(d);
         }
-        let gen = Arc::new(Generation::open_or_create(id, dir)?);
+        let gen = Arc::new(Generation::create(id, dir)?);
         let threads = threads.clamp(1, 8);
         let writer = gen
             .index
@@ -328,6 +352,8 @@ impl SearchIndex {
             &*visible,
         );
         let has_text = text.query.is_some();
+        let highlight = text.highlight_query(&[f.body, f.summary]);
+        let fuzzy_words = text.fuzzy_words;
         let query = query::assemble(f, principal, text.query, &req.filters);
         let t_parse = t0.elapsed();
 
@@ -373,7 +399,7 @@ impl SearchIndex {
         let hits = if pass.docs.is_empty() {
             Vec::new()
         } else {
-            build_hits(&searcher, f, &*query, has_text, pass.docs)?
+            build_hits(&searcher, f, &*highlight, has_text, pass.docs)?
         };
         let t_total = t0.elapsed();
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
@@ -382,7 +408,7 @@ impl SearchIndex {
             total: pass.total,
             facets,
             relaxed,
-            fuzzy_words: text.fuzzy_words,
+            fuzzy_words,
             took_ms: ms(t_total),
             timings: Timings {
                 parse: ms(t_parse),
@@ -403,11 +429,16 @@ fn write_current(root: &Path, id: u64) -> Result<()> {
 }
 
 fn remove_other_generations(root: &Path, keep: u64) {
-    let Ok(rd) = std::fs::read_dir(root) else { return };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
     for e in rd.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if let Some(n) = name.strip_prefix("gen-").and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(n) = name
+            .strip_prefix("gen-")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             if n != keep {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -465,14 +496,14 @@ fn run_pass(
 fn build_hits(
     searcher: &Searcher,
     f: &Fields,
-    query: &dyn Query,
+    highlight: &dyn Query,
     has_text: bool,
     docs: Vec<(Option<f32>, DocAddress)>,
 ) -> Result<Vec<Hit>> {
     let mut generators: Vec<SnippetGenerator> = Vec::new();
     if has_text {
         for field in [f.body, f.summary] {
-            let mut g = SnippetGenerator::create(searcher, query, field)?;
+            let mut g = SnippetGenerator::create(searcher, highlight, field)?;
             g.set_max_num_chars(SNIPPET_CHARS);
             generators.push(g);
         }
@@ -496,7 +527,11 @@ fn build_hits(
         }
         if snippet.is_empty() {
             let summary = text(f.summary);
-            let lead = if summary.trim().is_empty() { text(f.body) } else { summary };
+            let lead = if summary.trim().is_empty() {
+                text(f.body)
+            } else {
+                summary
+            };
             snippet = collect::lead_html(&lead, SNIPPET_CHARS);
         }
         let updated = doc

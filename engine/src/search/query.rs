@@ -12,13 +12,13 @@
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
+use tantivy::query::EnableScoring;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery,
     TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::query::EnableScoring;
 use tantivy::{DocSet, Searcher, Term, TERMINATED};
 use utoipa::ToSchema;
 
@@ -26,6 +26,11 @@ use super::schema::{to_tantivy_date, Fields};
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
 use crate::model::Status;
+
+/// Extra weight of a word found in the title.
+const TITLE_BOOST: f32 = 2.0;
+/// Extra weight of a word found in the summary.
+const SUMMARY_BOOST: f32 = 0.5;
 
 /// Longest accepted query text, in bytes.
 pub const MAX_QUERY_BYTES: usize = 1024;
@@ -104,9 +109,15 @@ pub enum Filter {
     /// `audience:X` (articles whose audience includes role X)
     Audience(String),
     /// `updated_at>=T`, `updated_at<T`
-    UpdatedAt(Bound<chrono::DateTime<chrono::Utc>>, Bound<chrono::DateTime<chrono::Utc>>),
+    UpdatedAt(
+        Bound<chrono::DateTime<chrono::Utc>>,
+        Bound<chrono::DateTime<chrono::Utc>>,
+    ),
     /// `published_at>=T`, `published_at<T`
-    PublishedAt(Bound<chrono::DateTime<chrono::Utc>>, Bound<chrono::DateTime<chrono::Utc>>),
+    PublishedAt(
+        Bound<chrono::DateTime<chrono::Utc>>,
+        Bound<chrono::DateTime<chrono::Utc>>,
+    ),
 }
 
 impl Filter {
@@ -120,7 +131,9 @@ impl Filter {
                     break;
                 }
                 let t = parse_date(value.trim()).map_err(|_| {
-                    bad(format!("{value:?} is not a date (use 2025-01-31 or RFC 3339)"))
+                    bad(format!(
+                        "{value:?} is not a date (use 2025-01-31 or RFC 3339)"
+                    ))
                 })?;
                 let (lo, hi) = match op {
                     ">=" => (Bound::Included(t), Bound::Unbounded),
@@ -286,7 +299,10 @@ fn term_q(field: Field, text: &str) -> Box<dyn Query> {
 
 fn any_of(field: Field, values: &[&str]) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(
-        values.iter().map(|v| (Occur::Should, term_q(field, v))).collect(),
+        values
+            .iter()
+            .map(|v| (Occur::Should, term_q(field, v)))
+            .collect(),
     ))
 }
 
@@ -297,6 +313,31 @@ pub(crate) struct TextQuery {
     pub query: Option<Box<dyn Query>>,
     /// Words matched through typo tolerance.
     pub fuzzy_words: usize,
+    /// Analysed terms to highlight in snippets.
+    pub highlight: Vec<String>,
+}
+
+impl TextQuery {
+    /// A query naming the highlight terms in `fields` (what snippet
+    /// generators look for; never used to match).
+    pub fn highlight_query(&self, fields: &[Field]) -> Box<dyn Query> {
+        Box::new(BooleanQuery::new(
+            fields
+                .iter()
+                .flat_map(|&field| {
+                    self.highlight.iter().map(move |t| {
+                        (
+                            Occur::Should,
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(field, t),
+                                IndexRecordOption::WithFreqs,
+                            )) as Box<dyn Query>,
+                        )
+                    })
+                })
+                .collect(),
+        ))
+    }
 }
 
 /// Whether any live document matches `q`. Cheap: stops at the first match
@@ -330,8 +371,15 @@ pub(crate) fn build_text_query(
     mode: MatchMode,
     visible: &dyn Query,
 ) -> TextQuery {
-    let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+    // Matching runs on `all` (title, summary and body in one field): one
+    // posting list per word, so intersections skip through postings instead
+    // of seeking in unions of per-field lists. Field boosts come from
+    // optional title and summary clauses, which are only evaluated on
+    // documents that already matched.
+    let mut required: Vec<Box<dyn Query>> = Vec::new();
+    let mut boosts: Vec<Box<dyn Query>> = Vec::new();
     let mut fuzzy_words = 0;
+    let mut highlight = Vec::new();
     for piece in split_pieces(q) {
         match piece {
             Piece::Phrase(text) => {
@@ -340,52 +388,52 @@ pub(crate) fn build_text_query(
                     continue;
                 }
                 let first = toks[0].0;
-                let per_field: Vec<(Occur, Box<dyn Query>)> = f
-                    .weighted_text()
-                    .into_iter()
-                    .map(|(field, boost)| {
-                        let q: Box<dyn Query> = if toks.len() == 1 {
-                            Box::new(TermQuery::new(
-                                Term::from_field_text(field, &toks[0].1),
-                                IndexRecordOption::WithFreqs,
-                            ))
-                        } else {
-                            Box::new(PhraseQuery::new_with_offset(
-                                toks.iter()
-                                    .map(|(pos, t)| (pos - first, Term::from_field_text(field, t)))
-                                    .collect(),
-                            ))
-                        };
-                        (Occur::Should, Box::new(BoostQuery::new(q, boost)) as Box<dyn Query>)
-                    })
-                    .collect();
-                clauses.push(Box::new(BooleanQuery::new(per_field)));
+                highlight.extend(toks.iter().map(|(_, t)| t.clone()));
+                let phrase = |field: Field| -> Box<dyn Query> {
+                    if toks.len() == 1 {
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(field, &toks[0].1),
+                            IndexRecordOption::WithFreqs,
+                        ))
+                    } else {
+                        Box::new(PhraseQuery::new_with_offset(
+                            toks.iter()
+                                .map(|(pos, t)| (pos - first, Term::from_field_text(field, t)))
+                                .collect(),
+                        ))
+                    }
+                };
+                required.push(phrase(f.all));
+                boosts.push(Box::new(BoostQuery::new(phrase(f.title), TITLE_BOOST)));
             }
             Piece::Word { text, last } => {
                 let toks = tokens(analyzer, &text);
+                highlight.extend(toks.iter().cloned());
                 let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-                // A word like `pg_dump` analyses to two tokens: require both.
-                for (field, boost) in f.weighted_text() {
-                    if toks.is_empty() {
-                        break;
-                    }
-                    let sub: Vec<(Occur, Box<dyn Query>)> = toks
-                        .iter()
-                        .map(|t| {
-                            let term = Term::from_field_text(field, t);
-                            (
-                                Occur::Must,
-                                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
-                                    as Box<dyn Query>,
-                            )
-                        })
-                        .collect();
-                    let q: Box<dyn Query> = if sub.len() == 1 {
-                        sub.into_iter().next().expect("one clause").1
-                    } else {
-                        Box::new(BooleanQuery::new(sub))
+                if !toks.is_empty() {
+                    // A word like `pg_dump` analyses to two tokens: require both.
+                    let terms = |field: Field| -> Box<dyn Query> {
+                        let mut sub: Vec<(Occur, Box<dyn Query>)> = toks
+                            .iter()
+                            .map(|t| {
+                                (
+                                    Occur::Must,
+                                    Box::new(TermQuery::new(
+                                        Term::from_field_text(field, t),
+                                        IndexRecordOption::WithFreqs,
+                                    )) as Box<dyn Query>,
+                                )
+                            })
+                            .collect();
+                        if sub.len() == 1 {
+                            sub.pop().expect("one clause").1
+                        } else {
+                            Box::new(BooleanQuery::new(sub))
+                        }
                     };
-                    alts.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+                    alts.push((Occur::Should, terms(f.all)));
+                    boosts.push(Box::new(BoostQuery::new(terms(f.title), TITLE_BOOST)));
+                    boosts.push(Box::new(BoostQuery::new(terms(f.summary), SUMMARY_BOOST)));
                 }
                 // Typo tolerance: only for words that match no article the
                 // caller may read, so correct words never pick up noise.
@@ -396,30 +444,36 @@ pub(crate) fn build_text_query(
                     && exists(
                         searcher,
                         &BooleanQuery::new(vec![
-                            (Occur::Must, Box::new(BooleanQuery::new(
-                                alts.iter().map(|(o, q)| (*o, q.box_clone())).collect(),
-                            )) as Box<dyn Query>),
+                            (Occur::Must, alts[0].1.box_clone()),
                             (Occur::Must, visible.box_clone()),
                         ]),
                     );
                 let raw = tokens(prefix_analyzer, &text);
                 if let (false, [w]) = (known, raw.as_slice()) {
                     let n = w.chars().count();
-                    let distance = if n >= 8 { 2 } else if n >= 4 { 1 } else { 0 };
+                    let distance = match n {
+                        0..=3 => 0,
+                        4..=7 => 1,
+                        _ => 2,
+                    };
                     if distance > 0 {
-                        let fq = FuzzyTermQuery::new(Term::from_field_text(f.words, w), distance, true);
-                        if exists(searcher, &BooleanQuery::new(vec![
-                            (Occur::Must, Box::new(fq.clone()) as Box<dyn Query>),
-                            (Occur::Must, visible.box_clone()),
-                        ])) {
+                        let fq =
+                            FuzzyTermQuery::new(Term::from_field_text(f.words, w), distance, true);
+                        if exists(
+                            searcher,
+                            &BooleanQuery::new(vec![
+                                (Occur::Must, Box::new(fq.clone()) as Box<dyn Query>),
+                                (Occur::Must, visible.box_clone()),
+                            ]),
+                        ) {
                             fuzzy_words += 1;
                         }
                         alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fq), 1.0))));
                     }
                 }
                 // As-you-type: the last word also matches as a prefix of
-                // title words, and of indexed words when it is long enough
-                // that the expansion stays small.
+                // title words, and of any word when it is long enough that
+                // the expansion stays small.
                 if last {
                     if let [p] = raw.as_slice() {
                         if p.chars().count() >= 2 {
@@ -430,7 +484,7 @@ pub(crate) fn build_text_query(
                             );
                             alts.push((
                                 Occur::Should,
-                                Box::new(BoostQuery::new(Box::new(pq), 2.0)),
+                                Box::new(BoostQuery::new(Box::new(pq), TITLE_BOOST)),
                             ));
                         }
                         if p.chars().count() >= 4 && !known {
@@ -439,30 +493,42 @@ pub(crate) fn build_text_query(
                                 0,
                                 false,
                             );
-                            alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(pq), 1.0))));
+                            alts.push((
+                                Occur::Should,
+                                Box::new(BoostQuery::new(Box::new(pq), 1.0)),
+                            ));
                         }
                     }
                 }
-                if !alts.is_empty() {
-                    clauses.push(Box::new(BooleanQuery::new(alts)));
+                match alts.len() {
+                    0 => {}
+                    1 => required.push(alts.pop().expect("one clause").1),
+                    _ => required.push(Box::new(BooleanQuery::new(alts))),
                 }
             }
         }
     }
-    let query: Option<Box<dyn Query>> = match clauses.len() {
-        0 => None,
-        1 => clauses.pop(),
-        _ => {
-            let occur = match mode {
-                MatchMode::All => Occur::Must,
-                MatchMode::Any => Occur::Should,
-            };
-            Some(Box::new(BooleanQuery::new(
-                clauses.into_iter().map(|c| (occur, c)).collect(),
-            )))
-        }
+    if required.is_empty() {
+        return TextQuery {
+            query: None,
+            fuzzy_words,
+            highlight,
+        };
+    }
+    let occur = match mode {
+        MatchMode::All => Occur::Must,
+        MatchMode::Any => Occur::Should,
     };
-    TextQuery { query, fuzzy_words }
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        required.into_iter().map(|c| (occur, c)).collect();
+    // Boosts are optional: they only add to the score of documents that
+    // matched the required words.
+    clauses.extend(boosts.into_iter().map(|b| (Occur::Should, b)));
+    TextQuery {
+        query: Some(Box::new(BooleanQuery::new(clauses))),
+        fuzzy_words,
+        highlight,
+    }
 }
 
 /// The permission clause: what this principal may see. `None` for admins.
@@ -589,20 +655,41 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                Piece::Word { text: "offer".into(), last: false },
+                Piece::Word {
+                    text: "offer".into(),
+                    last: false
+                },
                 Piece::Phrase("in compromise".into()),
-                Piece::Word { text: "abat".into(), last: true },
+                Piece::Word {
+                    text: "abat".into(),
+                    last: true
+                },
             ]
         );
         let p = split_pieces("levy ");
-        assert_eq!(p, vec![Piece::Word { text: "levy".into(), last: false }]);
-        assert_eq!(split_pieces(r#""unclosed phrase"#), vec![Piece::Phrase("unclosed phrase".into())]);
+        assert_eq!(
+            p,
+            vec![Piece::Word {
+                text: "levy".into(),
+                last: false
+            }]
+        );
+        assert_eq!(
+            split_pieces(r#""unclosed phrase"#),
+            vec![Piece::Phrase("unclosed phrase".into())]
+        );
     }
 
     #[test]
     fn filters_parse() {
-        assert_eq!(Filter::parse("category:Audits").unwrap(), Filter::Category("audits".into()));
-        assert!(matches!(Filter::parse("updated_at>=2025-01-02").unwrap(), Filter::UpdatedAt(Bound::Included(_), Bound::Unbounded)));
+        assert_eq!(
+            Filter::parse("category:Audits").unwrap(),
+            Filter::Category("audits".into())
+        );
+        assert!(matches!(
+            Filter::parse("updated_at>=2025-01-02").unwrap(),
+            Filter::UpdatedAt(Bound::Included(_), Bound::Unbounded)
+        ));
         assert!(Filter::parse("colour:red").is_err());
         assert!(Filter::parse("status:live").is_err());
         assert!(Filter::parse("updated_at>yesterday").is_err());

@@ -21,7 +21,7 @@ pub const PREFIX_ANALYZER: &str = "kmt_prefix";
 
 /// Bumped whenever the schema or analyzers change; an index with another
 /// version is rebuilt at start-up.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Handles to every field.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +36,9 @@ pub struct Fields {
     pub summary: Field,
     /// Body text.
     pub body: Field,
+    /// Title, summary and body in one field: what words are matched
+    /// against (one posting list per word); not stored.
+    pub all: Field,
     /// Category (raw string, fast for facets).
     pub category: Field,
     /// Tags (raw strings, multi-valued, fast for facets).
@@ -63,12 +66,6 @@ pub struct Fields {
     pub version: Field,
 }
 
-impl Fields {
-    /// The text fields searched by words, with their BM25 boosts.
-    pub fn weighted_text(&self) -> [(Field, f32); 3] {
-        [(self.title, 3.0), (self.summary, 1.5), (self.body, 1.0)]
-    }
-}
 
 /// Builds the schema.
 pub fn build_schema() -> (Schema, Fields) {
@@ -100,6 +97,7 @@ pub fn build_schema() -> (Schema, Fields) {
         title: b.add_text_field("title", text(true)),
         summary: b.add_text_field("summary", text(true)),
         body: b.add_text_field("body", text(true)),
+        all: b.add_text_field("all", text(false)),
         category: b.add_text_field("category", STRING | FAST | STORED),
         tags: b.add_text_field("tags", STRING | FAST | STORED),
         status: b.add_text_field("status", STRING | STORED),
@@ -122,7 +120,9 @@ pub fn analyzer() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
-        .filter(StopWordFilter::new(Language::English).expect("english stop words ship with tantivy"))
+        .filter(
+            StopWordFilter::new(Language::English).expect("english stop words ship with tantivy"),
+        )
         .filter(Stemmer::new(Language::English))
         .build()
 }
@@ -139,7 +139,9 @@ pub fn prefix_analyzer() -> TextAnalyzer {
 /// Registers the analyzers on an index (needed after every open).
 pub fn register_analyzers(index: &Index) {
     index.tokenizers().register(ANALYZER, analyzer());
-    index.tokenizers().register(PREFIX_ANALYZER, prefix_analyzer());
+    index
+        .tokenizers()
+        .register(PREFIX_ANALYZER, prefix_analyzer());
 }
 
 /// Converts a chrono time to tantivy's.
@@ -155,6 +157,9 @@ pub fn to_document(f: &Fields, a: &Article) -> TantivyDocument {
     d.add_text(f.title, &a.title);
     d.add_text(f.summary, &a.summary);
     d.add_text(f.body, &a.body);
+    for text in [&a.title, &a.summary, &a.body] {
+        d.add_text(f.all, text);
+    }
     d.add_text(f.category, &a.category);
     for t in &a.tags {
         d.add_text(f.tags, t);

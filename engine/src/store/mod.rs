@@ -20,9 +20,7 @@ use std::time::Duration;
 
 use crate::auth::Principal;
 use crate::error::Result;
-use crate::model::{
-    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, User,
-};
+use crate::model::{Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, User};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -191,7 +189,12 @@ impl Store {
     }
 
     /// Replaces a user's roles. `NotFound` when the user does not exist.
-    pub async fn set_roles(&self, actor: &Principal, username: &str, roles: &[String]) -> Result<User> {
+    pub async fn set_roles(
+        &self,
+        actor: &Principal,
+        username: &str,
+        roles: &[String],
+    ) -> Result<User> {
         dispatch!(self, s => s.set_roles(actor, username, roles).await)
     }
 

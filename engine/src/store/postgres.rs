@@ -114,11 +114,8 @@ impl PgStore {
             published_at: published,
         };
         let ids = insert_rows(&mut tx, &[row], &actor.username, now).await;
-        let id = ids
-            .map_err(|e| conflict_or(e, &draft.slug))?
-            .get(&draft.slug)
-            .copied();
-        let id = id.ok_or_else(|| Error::Corrupt("insert returned no id".into()))?;
+        let ids = ids.map_err(|e| conflict_or(e, &draft.slug))?;
+        let id = ids.get(&draft.slug).copied().ok_or_else(no_id)?;
         write_side_rows(&mut tx, &[id], &actor.username, now).await?;
         let entry = entry(actor, now, "article.create", id, &draft.slug, 1);
         self.finish(tx, vec![entry]).await?;
@@ -183,6 +180,9 @@ impl PgStore {
         drafts: Vec<ArticleDraft>,
     ) -> Result<UpsertOutcome> {
         check_batch(&drafts)?;
+        if drafts.is_empty() {
+            return Ok(UpsertOutcome::default());
+        }
         let now = now();
         let mut tx = self.begin_write().await?;
         let slugs: Vec<&str> = drafts.iter().map(|d| d.slug.as_str()).collect();
@@ -585,29 +585,14 @@ async fn append_audit(tx: &mut Tx, entries: Vec<PendingAudit>) -> Result<()> {
         return Ok(());
     }
     let last = sqlx::query_scalar("SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
-    let hashes = chain(last.fetch_optional(&mut **tx).await?, &entries);
+    let rows = chained_json(last.fetch_optional(&mut **tx).await?, &entries);
     let sql = "INSERT INTO audit (at, actor, action, target, details, prev_hash, hash) \
-               SELECT t.at, t.actor, t.action, t.target, t.details, t.prev_hash, t.hash \
-               FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], \
-                           $5::jsonb[], $6::text[], $7::text[]) \
+               SELECT at, actor, action, target, details, prev_hash, hash \
+               FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (at timestamptz, actor text, \
+                   action text, target text, details jsonb, prev_hash text, hash text)) \
                WITH ORDINALITY AS t(at, actor, action, target, details, prev_hash, hash, ord) \
-               ORDER BY t.ord";
-    let col = |f: fn(&PendingAudit) -> &str| entries.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(sql)
-        .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(col(|e| &e.actor))
-        .bind(col(|e| e.action))
-        .bind(col(|e| &e.target))
-        .bind(
-            entries
-                .iter()
-                .map(|e| e.details.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(hashes.iter().map(|h| h.0.as_str()).collect::<Vec<_>>())
-        .bind(hashes.iter().map(|h| h.1.as_str()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
+               ORDER BY ord";
+    sqlx::query(sql).bind(rows).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -677,16 +662,6 @@ pub(super) struct PendingAudit {
 }
 
 impl PendingAudit {
-    /// The entry with its chain hashes as a JSON object, times in sqlx's
-    /// SQLite text format (for set-based inserts).
-    pub(super) fn to_json(&self, (prev_hash, hash): (String, String)) -> Value {
-        json!({
-            "at": self.at.to_rfc3339_opts(SecondsFormat::AutoSi, false),
-            "actor": self.actor, "action": self.action, "target": self.target,
-            "details": self.details, "prev_hash": prev_hash, "hash": hash,
-        })
-    }
-
     /// An entry by `actor` at `at`.
     pub(super) fn new(
         actor: &Principal,
@@ -719,15 +694,20 @@ pub(super) fn entry(
     PendingAudit::new(actor, at, action, format!("article:{id}"), details)
 }
 
-/// `(prev_hash, hash)` for each entry, chained onto `prev` (the newest
-/// stored hash, if any).
-pub(super) fn chain(prev: Option<String>, entries: &[PendingAudit]) -> Vec<(String, String)> {
+/// The entries chained onto `prev` (the newest stored hash, if any), as the
+/// JSON array of rows that the set-based audit inserts read. Times use
+/// sqlx's SQLite text format, which Postgres parses too.
+pub(super) fn chained_json(prev: Option<String>, entries: &[PendingAudit]) -> String {
     let mut prev = prev.unwrap_or_else(|| GENESIS.to_string());
     let link = |e: &PendingAudit| {
         let hash = chain_hash(&prev, e.at, &e.actor, e.action, &e.target, &e.details);
-        (std::mem::replace(&mut prev, hash.clone()), hash)
+        json!({
+            "at": trunc_micros(e.at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
+            "actor": e.actor, "action": e.action, "target": e.target, "details": e.details,
+            "prev_hash": std::mem::replace(&mut prev, hash.clone()), "hash": hash,
+        })
     };
-    entries.iter().map(link).collect()
+    Value::Array(entries.iter().map(link).collect()).to_string()
 }
 
 /// One article to write: `id` is 0 for a new article.
@@ -920,6 +900,11 @@ pub(super) fn unique_or(e: sqlx::Error, msg: impl FnOnce() -> String) -> Error {
 /// Maps a unique violation on an article write to the slug conflict.
 pub(super) fn conflict_or(e: sqlx::Error, slug: &str) -> Error {
     unique_or(e, || format!("slug {slug:?} is already used"))
+}
+
+/// The error for an insert that returned no id (never expected).
+pub(super) fn no_id() -> Error {
+    Error::Corrupt("insert returned no id".into())
 }
 
 /// Parses a stored status.

@@ -25,9 +25,9 @@ use sqlx::{Row as _, Sqlite, Transaction};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 use super::postgres::{
-    audit_limit, chain, change, check_batch, check_version, conflict_or, entry, last_use_is_stale,
-    normalise_roles, now, parse_status, published_at, rows_json, signal, stored, unique_or,
-    validate_username, ArticleRow, BatchPlan, PendingAudit,
+    audit_limit, chained_json, change, check_batch, check_version, conflict_or, entry,
+    last_use_is_stale, no_id, normalise_roles, now, parse_status, published_at, rows_json, signal,
+    stored, unique_or, validate_username, ArticleRow, BatchPlan, PendingAudit,
 };
 use super::{AuditFilter, UpsertOutcome};
 use crate::auth::Principal;
@@ -46,7 +46,10 @@ const USER_COLS: &str = "id, username, display_name, roles, created_at";
 type Tx = Transaction<'static, Sqlite>;
 
 /// A write transaction and this process's writer slot.
-struct Write(OwnedMutexGuard<()>, Tx);
+struct Write {
+    slot: OwnedMutexGuard<()>,
+    tx: Tx,
+}
 
 /// The SQLite store: a small connection pool over one database file.
 #[derive(Clone, Debug)]
@@ -100,12 +103,14 @@ impl SqliteStore {
     /// and SQLite's write lock.
     async fn begin_write(&self) -> Result<Write> {
         let slot = self.writer.clone().lock_owned().await;
-        Ok(Write(slot, self.pool.begin_with("BEGIN IMMEDIATE").await?))
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Write { slot, tx })
     }
 
     /// Appends `entries` to the audit chain, commits and wakes followers.
     /// Nobody is woken when nothing was written (see the Postgres store).
-    async fn finish(&self, Write(slot, mut tx): Write, entries: Vec<PendingAudit>) -> Result<()> {
+    async fn finish(&self, w: Write, entries: Vec<PendingAudit>) -> Result<()> {
+        let Write { slot, mut tx } = w;
         let wrote = !entries.is_empty();
         append_audit(&mut tx, entries).await?;
         tx.commit().await?;
@@ -127,13 +132,10 @@ impl SqliteStore {
             draft: &draft,
             published_at: published,
         };
-        let ids = insert_rows(&mut w.1, &[row], &actor.username, now).await;
-        let id = ids
-            .map_err(|e| conflict_or(e, &draft.slug))?
-            .get(&draft.slug)
-            .copied();
-        let id = id.ok_or_else(|| Error::Corrupt("insert returned no id".into()))?;
-        write_side_rows(&mut w.1, &[id], &actor.username, now).await?;
+        let ids = insert_rows(&mut w.tx, &[row], &actor.username, now).await;
+        let ids = ids.map_err(|e| conflict_or(e, &draft.slug))?;
+        let id = ids.get(&draft.slug).copied().ok_or_else(no_id)?;
+        write_side_rows(&mut w.tx, &[id], &actor.username, now).await?;
         let entry = entry(actor, now, "article.create", id, &draft.slug, 1);
         self.finish(w, vec![entry]).await?;
         Ok(stored(id, draft, &actor.username, 1, now, now, published))
@@ -151,7 +153,10 @@ impl SqliteStore {
         let now = now();
         let mut w = self.begin_write().await?;
         let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE id = ?1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *w.1).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?;
         let old = row.as_ref().map(article_from_row).transpose()?;
         let old = old.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
         check_version(&old, expected_version)?;
@@ -161,9 +166,9 @@ impl SqliteStore {
             draft: &draft,
             published_at: published,
         };
-        let updated = update_rows(&mut w.1, &[row], now).await;
+        let updated = update_rows(&mut w.tx, &[row], now).await;
         updated.map_err(|e| conflict_or(e, &draft.slug))?;
-        write_side_rows(&mut w.1, &[id], &actor.username, now).await?;
+        write_side_rows(&mut w.tx, &[id], &actor.username, now).await?;
         let version = old.version + 1;
         let entry = entry(actor, now, "article.update", id, &draft.slug, version);
         self.finish(w, vec![entry]).await?;
@@ -176,9 +181,9 @@ impl SqliteStore {
         let now = now();
         let mut w = self.begin_write().await?;
         let delete = sqlx::query_scalar("DELETE FROM articles WHERE id = ?1 RETURNING slug");
-        let slug: Option<String> = delete.bind(id).fetch_optional(&mut *w.1).await?;
+        let slug: Option<String> = delete.bind(id).fetch_optional(&mut *w.tx).await?;
         let slug = slug.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
-        append_outbox(&mut w.1, &[id], ChangeKind::Delete, now).await?;
+        append_outbox(&mut w.tx, &[id], ChangeKind::Delete, now).await?;
         let details = json!({ "slug": slug });
         let entry = PendingAudit::new(
             actor,
@@ -197,26 +202,29 @@ impl SqliteStore {
         drafts: Vec<ArticleDraft>,
     ) -> Result<UpsertOutcome> {
         check_batch(&drafts)?;
+        if drafts.is_empty() {
+            return Ok(UpsertOutcome::default());
+        }
         let now = now();
         let mut w = self.begin_write().await?;
         let slugs = json!(drafts.iter().map(|d| &d.slug).collect::<Vec<_>>()).to_string();
         let sql = format!(
             "SELECT {ARTICLE_COLS} FROM articles WHERE slug IN (SELECT value FROM json_each(?1))"
         );
-        let rows = sqlx::query(&sql).bind(slugs).fetch_all(&mut *w.1).await?;
+        let rows = sqlx::query(&sql).bind(slugs).fetch_all(&mut *w.tx).await?;
         let existing = rows
             .iter()
             .map(article_from_row)
             .collect::<Result<Vec<_>>>()?;
         let plan = BatchPlan::new(&drafts, existing, now);
         let conflict = |e| unique_or(e, || "a slug in the batch is already used".into());
-        let new_ids = insert_rows(&mut w.1, &plan.new, &actor.username, now).await;
+        let new_ids = insert_rows(&mut w.tx, &plan.new, &actor.username, now).await;
         let new_ids = new_ids.map_err(conflict)?;
-        update_rows(&mut w.1, &plan.changed, now)
+        update_rows(&mut w.tx, &plan.changed, now)
             .await
             .map_err(conflict)?;
         let (ids, entries) = plan.written(&new_ids, actor, now);
-        write_side_rows(&mut w.1, &ids, &actor.username, now).await?;
+        write_side_rows(&mut w.tx, &ids, &actor.username, now).await?;
         self.finish(w, entries).await?;
         Ok(plan.outcome)
     }
@@ -307,7 +315,7 @@ impl SqliteStore {
     pub async fn request_reindex(&self, actor: &Principal) -> Result<i64> {
         let now = now();
         let mut w = self.begin_write().await?;
-        let seq = append_outbox(&mut w.1, &[0], ChangeKind::Reindex, now).await?;
+        let seq = append_outbox(&mut w.tx, &[0], ChangeKind::Reindex, now).await?;
         let details = json!({ "seq": seq });
         let entry = PendingAudit::new(actor, now, "index.reindex", "index".into(), details);
         self.finish(w, vec![entry]).await?;
@@ -334,7 +342,7 @@ impl SqliteStore {
         let row = query
             .bind(json!(roles).to_string())
             .bind(now)
-            .fetch_one(&mut *w.1)
+            .fetch_one(&mut *w.tx)
             .await;
         let row =
             row.map_err(|e| unique_or(e, || format!("username {username:?} is already used")))?;
@@ -377,7 +385,7 @@ impl SqliteStore {
         let query = sqlx::query(&sql)
             .bind(username)
             .bind(json!(roles).to_string());
-        let row = query.fetch_optional(&mut *w.1).await?;
+        let row = query.fetch_optional(&mut *w.tx).await?;
         let row = row.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
         let user = user_from_row(&row)?;
         let (target, details) = (format!("user:{username}"), json!({ "roles": roles }));
@@ -397,7 +405,7 @@ impl SqliteStore {
         let now = now();
         let mut w = self.begin_write().await?;
         let query = sqlx::query_scalar("SELECT id FROM users WHERE username = ?1").bind(username);
-        let user_id: Option<i64> = query.fetch_optional(&mut *w.1).await?;
+        let user_id: Option<i64> = query.fetch_optional(&mut *w.tx).await?;
         let user_id = user_id.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
         let sql = "INSERT INTO api_tokens (user_id, name, token_hash, created_at) \
                    VALUES (?1, ?2, ?3, ?4)";
@@ -406,7 +414,7 @@ impl SqliteStore {
             .bind(name)
             .bind(token_hash)
             .bind(now);
-        let done = query.execute(&mut *w.1).await;
+        let done = query.execute(&mut *w.tx).await;
         done.map_err(|e| unique_or(e, || "this token is already registered".into()))?;
         // Never the token or its hash: auditors read the trail.
         let (target, details) = (format!("user:{username}"), json!({ "name": name }));
@@ -547,20 +555,12 @@ async fn append_audit(tx: &mut Tx, entries: Vec<PendingAudit>) -> Result<()> {
         return Ok(());
     }
     let last = sqlx::query_scalar("SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
-    let hashes = chain(last.fetch_optional(&mut **tx).await?, &entries);
-    let rows: Vec<_> = entries
-        .iter()
-        .zip(hashes)
-        .map(|(e, h)| e.to_json(h))
-        .collect();
+    let rows = chained_json(last.fetch_optional(&mut **tx).await?, &entries);
     let sql = "INSERT INTO audit (at, actor, action, target, details, prev_hash, hash) \
                SELECT value ->> 'at', value ->> 'actor', value ->> 'action', \
                value ->> 'target', value -> 'details', value ->> 'prev_hash', value ->> 'hash' \
                FROM json_each(?1) ORDER BY key";
-    sqlx::query(sql)
-        .bind(json!(rows).to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(sql).bind(rows).execute(&mut **tx).await?;
     Ok(())
 }
 

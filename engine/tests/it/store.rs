@@ -737,12 +737,19 @@ async fn postgres_listener_reconnects() {
         let follower = db.open_again().await;
         let writer = db.open_again().await;
         let (notify, _) = follower.change_signal();
-        db.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        let TestDb::Postgres { url } = &db else {
+            unreachable!()
+        };
+        let admin = sqlx::PgPool::connect(url).await.unwrap();
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-            "",
         )
-        .await;
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+        assert_eq!(killed, 2, "one listener per handle");
         // Reconnecting wakes followers (announcements may have been lost).
         tokio::time::timeout(Duration::from_secs(10), notify.notified())
             .await

@@ -35,7 +35,9 @@ fn spawn_indexer(db: Option<&str>, data: &std::path::Path, once: bool) -> Child 
         Some(url) => c.env("DATABASE_URL", url),
         None => c.env_remove("DATABASE_URL"),
     };
-    c.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    c.env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
     c.spawn().expect("starting kmt-indexer")
 }
 
@@ -51,7 +53,10 @@ async fn churn(store: &Store, n: usize, rng: &mut impl Rng) {
             _ => {
                 if let Some(a) = store.get_article(id).await.unwrap() {
                     let d = ArticleDraft::from_article(&a)
-                        .apply(ArticlePatch { title: Some(format!("{} (edited)", a.title)), ..Default::default() })
+                        .apply(ArticlePatch {
+                            title: Some(format!("{} (edited)", a.title)),
+                            ..Default::default()
+                        })
                         .unwrap();
                     store.update_article(&actor, id, d, None).await.unwrap();
                 }
@@ -63,7 +68,10 @@ async fn churn(store: &Store, n: usize, rng: &mut impl Rng) {
 async fn killed_indexer_converges(store: Store, db: Option<&str>, data: &std::path::Path) {
     let actor = Principal::system();
     for chunk in (0..3000).collect::<Vec<_>>().chunks(500) {
-        store.upsert_batch(&actor, chunk.iter().map(|&i| draft(i)).collect()).await.unwrap();
+        store
+            .upsert_batch(&actor, chunk.iter().map(|&i| draft(i)).collect())
+            .await
+            .unwrap();
     }
     let mut rng = rand::rng();
     let mut interrupted = 0;
@@ -83,11 +91,17 @@ async fn killed_indexer_converges(store: Store, db: Option<&str>, data: &std::pa
             interrupted += 1;
         }
     }
-    assert!(interrupted > 0, "no kill landed mid-way; the test proved nothing");
+    assert!(
+        interrupted > 0,
+        "no kill landed mid-way; the test proved nothing"
+    );
     let status = spawn_indexer(db, data, true).wait().unwrap();
     assert!(status.success());
     let index = SearchIndex::open(&data.join("index")).unwrap();
-    assert_eq!(index.checkpoint().unwrap(), store.outbox_head().await.unwrap());
+    assert_eq!(
+        index.checkpoint().unwrap(),
+        store.outbox_head().await.unwrap()
+    );
     let mut want = Vec::new();
     let mut after = 0;
     loop {
