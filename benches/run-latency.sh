@@ -112,24 +112,7 @@ if [ -z "$TOKEN" ]; then
 fi
 
 log "waiting for the index to hold $EXPECTED articles"
-deadline=$((SECONDS + INDEX_TIMEOUT))
-while :; do
-    total="$(curl -fsS -H "Authorization: Bearer $TOKEN" "$BASE/v1/search?q=&limit=1" 2>/dev/null |
-        grep -oE '"total"[[:space:]]*:[[:space:]]*[0-9]+' | grep -oE '[0-9]+$' || true)"
-    if [ "${total:-}" = "$EXPECTED" ]; then
-        break
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "kmt serve exited while indexing"
-        exit 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-        log "index holds ${total:-?} of $EXPECTED articles after ${INDEX_TIMEOUT} s; giving up"
-        exit 1
-    fi
-    sleep 2
-done
-log "index ready ($total articles)"
+KMT_TOKEN="$TOKEN" "$BENCH" wait-index --url "$BASE" --articles "$EXPECTED" --timeout "$INDEX_TIMEOUT"
 
 if [ "${KMT_BENCH_AUTH:-0}" = "1" ]; then
     export KMT_TOKEN="$TOKEN"

@@ -196,12 +196,34 @@ fn summary_of<'a>(paras: impl IntoIterator<Item = &'a String>) -> String {
     sentence.to_owned()
 }
 
-fn lead_words(para: &str, n: usize) -> String {
-    let words: Vec<&str> = para.split_whitespace().take(n).collect();
-    words
-        .join(" ")
-        .trim_end_matches(|c: char| c.is_ascii_punctuation())
-        .to_owned()
+/// Up to `n` leading words of `para`, at most `max_chars` characters.
+fn lead_words(para: &str, n: usize, max_chars: usize) -> String {
+    let mut out = String::new();
+    for word in para.split_whitespace().take(n) {
+        let extra = usize::from(!out.is_empty()) + word.chars().count();
+        if out.chars().count() + extra > max_chars {
+            if out.is_empty() {
+                out = word.chars().take(max_chars).collect();
+            }
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    // Drop dangling punctuation and arrows, keep closing brackets and quotes.
+    out.trim_end_matches(|c: char| {
+        c.is_whitespace() || (!c.is_alphanumeric() && !")]}'\"".contains(c))
+    })
+    .to_owned()
+}
+
+/// A slug that fits KMT's 64-byte limit on category and tag names.
+fn name_slug(s: &str) -> String {
+    let mut slug = slugify(s);
+    slug.truncate(64);
+    slug.trim_end_matches('-').to_owned()
 }
 
 fn load_sources(pgdocs: &Path) -> Result<Vec<Source>> {
@@ -214,8 +236,8 @@ fn load_sources(pgdocs: &Path) -> Result<Vec<Source>> {
         .map(|d| Source {
             id: slugify(&d.id),
             title: d.title,
-            category: slugify(&d.category),
-            tag: slugify(&d.chapter),
+            category: name_slug(&d.category),
+            tag: name_slug(&d.chapter),
             paragraphs: paragraphs(&d.body),
         })
         .filter(|s| !s.paragraphs.is_empty())
@@ -252,7 +274,7 @@ fn generate_one(seed: u64, index: usize, sources: &[Source], passages: &[String]
     let title = if start == 0 {
         src.title.clone()
     } else {
-        format!("{} — {}", src.title, lead_words(&window[0], 6))
+        format!("{} — {}", src.title, lead_words(&window[0], 6, 60))
     };
     Article {
         id: format!("scale-{:06}", index + 1),
@@ -372,6 +394,18 @@ mod tests {
         assert_eq!(a, b);
         let mut r = SplitMix64::new(1);
         assert!((0..10_000).all(|_| (3..=12).contains(&r.between(3, 12))));
+    }
+
+    #[test]
+    fn titles_stay_short() {
+        let long = "polygon(circle '<(0,0),2>') → ((-2,0),(-1.7320508075688774,0.9999999999999999),(-1.0000000000000002,1.7320508075688772)";
+        assert_eq!(lead_words(long, 6, 60), "polygon(circle '<(0,0),2>')");
+        assert_eq!(lead_words("abcdefgh", 6, 4), "abcd");
+        assert_eq!(
+            lead_words("The new name of the text search", 6, 60),
+            "The new name of the text"
+        );
+        assert_eq!(name_slug(&"x".repeat(80)).len(), 64);
     }
 
     #[test]

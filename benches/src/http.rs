@@ -164,6 +164,63 @@ pub async fn preflight(base: &Url, token: Option<&str>, probe: &str) -> Result<O
     Ok(w.fetch(empty).await.total)
 }
 
+/// Polls `GET /v1/search?q=&limit=1` until its `total` equals `expected`.
+pub async fn wait_for_total(
+    base: &Url,
+    token: Option<&str>,
+    expected: u64,
+    timeout: Duration,
+) -> Result<()> {
+    let w = HttpWorker {
+        client: client(1)?,
+        urls: Arc::new(Vec::new()),
+        token: token.map(Arc::from),
+    };
+    let url = &search_urls(base, &[String::new()], 1)?[0];
+    let started = Instant::now();
+    let mut last_note = Instant::now();
+    let mut unreachable = 0;
+    loop {
+        let out = w.fetch(url).await;
+        unreachable = match &out.error {
+            Some(e) if e.starts_with("request failed") => unreachable + 1,
+            _ => 0,
+        };
+        if unreachable >= 20 {
+            bail!(
+                "kmt at {base} stopped answering: {}",
+                out.error.unwrap_or_default()
+            );
+        }
+        let seen = match (&out.error, out.total) {
+            (Some(e), _) => e.clone(),
+            (None, Some(t)) if t == expected => {
+                eprintln!(
+                    "kmt: index holds {t} articles ({:.0}s)",
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            (None, Some(t)) => format!("{t} of {expected} articles"),
+            (None, None) => "an answer without a total".to_owned(),
+        };
+        if started.elapsed() >= timeout {
+            bail!(
+                "kmt at {base} still reports {seen} after {:.0}s",
+                timeout.as_secs_f64()
+            );
+        }
+        if last_note.elapsed() >= Duration::from_secs(10) {
+            eprintln!(
+                "kmt: waiting for the index: {seen} ({:.0}s)",
+                started.elapsed().as_secs_f64()
+            );
+            last_note = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Runs the closed-loop search benchmark against `base`.
 pub async fn bench(
     base: &Url,

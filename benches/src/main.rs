@@ -50,6 +50,21 @@ enum Cmd {
     Pgfts(PgftsArgs),
     /// Run KMT and the PostgreSQL baseline one after the other and update BENCHMARKS.md.
     Compare(CompareArgs),
+    /// Wait until KMT's index holds the given number of articles (empty-query total).
+    WaitIndex {
+        /// KMT base URL.
+        #[arg(long, env = "KMT_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Bearer token (anonymous callers see only public articles).
+        #[arg(long, env = "KMT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The article count to wait for.
+        #[arg(long)]
+        articles: u64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
     /// Draw the series of earlier result files (<label>.json) on one SVG plot.
     Plot {
         /// Result files written by latency, pgfts or compare.
@@ -249,6 +264,16 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Latency(a) => latency(a).await?,
         Cmd::Pgfts(a) => pgfts_cmd(a).await?,
         Cmd::Compare(a) => compare(a).await?,
+        Cmd::WaitIndex {
+            url,
+            token,
+            articles,
+            timeout,
+        } => {
+            let base = http::parse_base(&url, false)?;
+            let token = token.as_deref().filter(|t| !t.is_empty());
+            http::wait_for_total(&base, token, articles, Duration::from_secs(timeout)).await?;
+        }
         Cmd::Plot {
             results,
             title,

@@ -22,6 +22,8 @@ use crate::error::Result;
 
 /// Outbox rows read per batch.
 pub const DEFAULT_BATCH: i64 = 500;
+/// Outbox length from which an empty index is built by a rebuild.
+const BULK_THRESHOLD: i64 = 10_000;
 /// Articles read per page during a rebuild.
 const REBUILD_PAGE: i64 = 1000;
 
@@ -89,6 +91,14 @@ impl Follower {
     /// Applies outbox rows until the head is reached. Returns rows applied.
     pub async fn catch_up(&mut self) -> Result<u64> {
         let mut applied = 0u64;
+        // An empty index far behind (a new replica, a schema change) is
+        // filled faster by a parallel rebuild than by replaying the outbox.
+        if self.status.checkpoint.load(Ordering::Relaxed) == 0 && self.index.num_docs() == 0 {
+            let head = self.store.outbox_head().await?;
+            if head >= BULK_THRESHOLD {
+                applied += self.rebuild(|_, _| {}).await?;
+            }
+        }
         loop {
             let cp = self.status.checkpoint.load(Ordering::Relaxed);
             let changes = self.store.changes_after(cp, self.batch).await?;

@@ -108,6 +108,39 @@ pub(crate) fn snippet_html(s: &Snippet) -> String {
     out
 }
 
+/// The stretch of `text` around the earliest word starting with one of
+/// `stems` (ASCII case-insensitive), about `len` bytes long, on character
+/// boundaries. `None` when no stem occurs.
+pub(crate) fn match_window<'a>(text: &'a str, stems: &[String], len: usize) -> Option<&'a str> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut first: Option<usize> = None;
+    for stem in stems.iter().filter(|s| s.len() >= 2) {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(stem.as_str()) {
+            let pos = from + i;
+            if pos == 0 || !bytes[pos - 1].is_ascii_alphanumeric() {
+                first = Some(first.map_or(pos, |f: usize| f.min(pos)));
+                break;
+            }
+            from = pos + stem.len();
+            if first.is_some_and(|f| from > f) {
+                break;
+            }
+        }
+    }
+    let pos = first?;
+    let mut start = pos.saturating_sub(len / 5);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (pos + len).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    Some(&text[start..end])
+}
+
 /// HTML-escapes text.
 pub(crate) fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
@@ -139,6 +172,16 @@ pub(crate) fn lead_html(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_surrounds_the_first_word_match() {
+        let text = "aaa ".repeat(100) + "Configuration here, and café configur";
+        let w = match_window(&text, &["configur".into()], 50).unwrap();
+        assert!(w.contains("Configuration"));
+        assert!(w.len() <= 60);
+        assert!(match_window("reconfigure only", &["configur".into()], 50).is_none());
+        assert!(match_window("x", &[], 50).is_none());
+    }
 
     #[test]
     fn lead_cuts_at_words_and_escapes() {

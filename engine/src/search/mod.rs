@@ -11,6 +11,7 @@
 //! crash can only lose uncommitted work, which the follower then replays.
 
 mod collect;
+mod filter;
 mod query;
 mod schema;
 
@@ -122,6 +123,7 @@ struct Generation {
     analyzer: TextAnalyzer,
     prefix_analyzer: TextAnalyzer,
     dir: Option<PathBuf>,
+    filters: Arc<filter::FilterCache>,
 }
 
 impl Generation {
@@ -158,6 +160,7 @@ impl Generation {
             analyzer: schema::analyzer(),
             prefix_analyzer: schema::prefix_analyzer(),
             dir,
+            filters: Arc::default(),
         }))
     }
 
@@ -228,7 +231,10 @@ impl SearchIndex {
             None => {
                 // Written by another version of KMT: start a fresh
                 // generation, which the follower fills from the store.
-                tracing::warn!(generation = id, "index schema changed; building a fresh index");
+                tracing::warn!(
+                    generation = id,
+                    "index schema changed; building a fresh index"
+                );
                 let _ = std::fs::remove_dir_all(gen_dir(root, id + 1));
                 Generation::create(id + 1, Some(gen_dir(root, id + 1)))?
             }
@@ -341,7 +347,7 @@ impl SearchIndex {
         let f = &gen.fields;
         let mut analyzer = gen.analyzer.clone();
         let mut prefix_analyzer = gen.prefix_analyzer.clone();
-        let visible = query::visibility(f, principal, &req.filters);
+        let visible = query::visibility(f, principal, &req.filters, &gen.filters);
         let text = query::build_text_query(
             &searcher,
             f,
@@ -353,8 +359,9 @@ impl SearchIndex {
         );
         let has_text = text.query.is_some();
         let highlight = text.highlight_query(&[f.body, f.summary]);
+        let stems = text.highlight.clone();
         let fuzzy_words = text.fuzzy_words;
-        let query = query::assemble(f, principal, text.query, &req.filters);
+        let query = query::assemble(f, &*visible, text.query, &req.filters);
         let t_parse = t0.elapsed();
 
         let sort = match req.sort {
@@ -375,7 +382,7 @@ impl SearchIndex {
                 MatchMode::Any,
                 &*visible,
             );
-            let q2 = query::assemble(f, principal, text.query, &req.filters);
+            let q2 = query::assemble(f, &*visible, text.query, &req.filters);
             let p2 = run_pass(&searcher, &*q2, sort, req, &facet_fields)?;
             if p2.total > 0 {
                 relaxed = true;
@@ -399,7 +406,7 @@ impl SearchIndex {
         let hits = if pass.docs.is_empty() {
             Vec::new()
         } else {
-            build_hits(&searcher, f, &*highlight, has_text, pass.docs)?
+            build_hits(&searcher, f, &*highlight, &stems, has_text, pass.docs)?
         };
         let t_total = t0.elapsed();
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
@@ -497,6 +504,7 @@ fn build_hits(
     searcher: &Searcher,
     f: &Fields,
     highlight: &dyn Query,
+    stems: &[String],
     has_text: bool,
     docs: Vec<(Option<f32>, DocAddress)>,
 ) -> Result<Vec<Hit>> {
@@ -518,8 +526,17 @@ fn build_hits(
                 .to_string()
         };
         let mut snippet = String::new();
-        for g in &generators {
-            let s = g.snippet_from_doc(&doc);
+        for (g, field) in generators.iter().zip([f.body, f.summary]) {
+            let full = doc
+                .get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            // Highlighting tokenizes and stems its input: give it only the
+            // stretch around the first match, not a whole long body.
+            let Some(window) = collect::match_window(full, stems, SNIPPET_CHARS * 3) else {
+                continue;
+            };
+            let s = g.snippet(window);
             if !s.highlighted().is_empty() {
                 snippet = collect::snippet_html(&s);
                 break;

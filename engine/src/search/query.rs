@@ -22,6 +22,9 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocSet, Searcher, Term, TERMINATED};
 use utoipa::ToSchema;
 
+use std::sync::Arc;
+
+use super::filter::{CachedFilter, FilterCache};
 use super::schema::{to_tantivy_date, Fields};
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
@@ -471,10 +474,13 @@ pub(crate) fn build_text_query(
                         alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fq), 1.0))));
                     }
                 }
-                // As-you-type: the last word also matches as a prefix of
-                // title words, and of any word when it is long enough that
-                // the expansion stays small.
-                if last {
+                // As-you-type: a last word that is not a whole word of any
+                // readable article is still being typed: it also matches as
+                // a prefix of title words, and of any word when it is long
+                // enough that the expansion stays small. (Whole words skip
+                // this: expanding "select" to every title word starting with
+                // it would cost more than it finds.)
+                if last && !known {
                     if let [p] = raw.as_slice() {
                         if p.chars().count() >= 2 {
                             let pq = FuzzyTermQuery::new_prefix(
@@ -487,7 +493,7 @@ pub(crate) fn build_text_query(
                                 Box::new(BoostQuery::new(Box::new(pq), TITLE_BOOST)),
                             ));
                         }
-                        if p.chars().count() >= 4 && !known {
+                        if p.chars().count() >= 4 {
                             let pq = FuzzyTermQuery::new_prefix(
                                 Term::from_field_text(f.words, p),
                                 0,
@@ -575,20 +581,43 @@ fn date_range(
 }
 
 /// What the caller can see at all: the permission clause and, without a
-/// status filter, live articles only. Used to decide typo tolerance.
-pub(crate) fn visibility(f: &Fields, principal: &Principal, filters: &[Filter]) -> Box<dyn Query> {
+/// status filter, live articles only — as a cached filter (see
+/// [`super::filter`]). Used in every query and to decide typo tolerance.
+pub(crate) fn visibility(
+    f: &Fields,
+    principal: &Principal,
+    filters: &[Filter],
+    cache: &Arc<FilterCache>,
+) -> Box<dyn Query> {
     let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let mut key = String::new();
     if let Some(p) = permission_clause(f, principal) {
         must.push((Occur::Must, p));
+        let mut terms = principal.audience_terms();
+        terms.sort();
+        key = format!(
+            "aud={};owner={};rev={}",
+            terms.join(","),
+            if principal.is_signed_in() {
+                principal.username.as_str()
+            } else {
+                ""
+            },
+            principal.has(Permission::ArticlePublish)
+        );
     }
     if !filters.iter().any(|x| matches!(x, Filter::Status(_))) {
         must.push((Occur::Must, live_clause(f)));
+        key.push_str(";live");
     }
     if must.is_empty() {
-        Box::new(AllQuery)
-    } else {
-        Box::new(BooleanQuery::new(must))
+        return Box::new(AllQuery);
     }
+    Box::new(CachedFilter {
+        key,
+        inner: Box::new(BooleanQuery::new(must)),
+        cache: cache.clone(),
+    })
 }
 
 fn live_clause(f: &Fields) -> Box<dyn Query> {
@@ -598,22 +627,17 @@ fn live_clause(f: &Fields) -> Box<dyn Query> {
     )
 }
 
-/// Combines text, filters and permissions into the final query.
+/// Combines text, the visibility filter and the caller's filters into the
+/// final query.
 pub(crate) fn assemble(
     f: &Fields,
-    principal: &Principal,
+    visible: &dyn Query,
     text: Option<Box<dyn Query>>,
     filters: &[Filter],
 ) -> Box<dyn Query> {
     let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     must.push((Occur::Must, text.unwrap_or_else(|| Box::new(AllQuery))));
-    if let Some(p) = permission_clause(f, principal) {
-        must.push((Occur::Must, zero_weight(p)));
-    }
-    // Without an explicit status filter, readers see live articles only.
-    if !filters.iter().any(|x| matches!(x, Filter::Status(_))) {
-        must.push((Occur::Must, zero_weight(live_clause(f))));
-    }
+    must.push((Occur::Must, visible.box_clone()));
     let mut sorted: Vec<&Filter> = filters.iter().collect();
     sorted.sort_by_key(|x| x.key());
     for group in sorted.chunk_by(|a, b| a.key() == b.key()) {

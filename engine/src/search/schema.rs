@@ -66,7 +66,6 @@ pub struct Fields {
     pub version: Field,
 }
 
-
 /// Builds the schema.
 pub fn build_schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
