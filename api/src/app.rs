@@ -147,7 +147,23 @@ pub async fn serve_on(
     })?;
     let status = follower.status();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let follower_task = tokio::spawn(follower.run(stop_rx));
+    let follower_task = {
+        // If the follower ever dies (a panic), say so in /readyz instead of
+        // serving an index that silently stopped following the store.
+        let status = status.clone();
+        let run = tokio::spawn(follower.run(stop_rx));
+        tokio::spawn(async move {
+            if let Err(e) = run.await {
+                tracing::error!(error = %e, "index follower died");
+                status
+                    .ready
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut last) = status.last_error.lock() {
+                    *last = Some(format!("index follower died: {e}"));
+                }
+            }
+        })
+    };
     let state = AppState {
         store,
         index,

@@ -141,8 +141,12 @@ fn init_logging(format: &str, default: &str) {
             .with_env_filter(filter)
             .try_init()
     } else {
+        // A closed log pipe must not take the process down: by default the
+        // subscriber reports write failures with eprintln!, which panics.
         tracing_subscriber::fmt()
+            .log_internal_errors(false)
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .try_init()
     };

@@ -48,7 +48,13 @@ async fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        // A closed log pipe must not take the process down: by default the
+        // subscriber reports write failures with eprintln!, which panics.
+        tracing_subscriber::fmt()
+            .log_internal_errors(false)
+            .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init();
     }
     let store = Store::open(cfg.database_url.as_deref(), &cfg.data_dir)
         .await

@@ -26,6 +26,8 @@ pub struct Readiness {
     pub store: &'static str,
     /// Documents in the search index.
     pub index_documents: u64,
+    /// Index generation (increases with each full rebuild).
+    pub index_generation: u64,
     /// Outbox sequence the index covers.
     pub checkpoint: i64,
     /// Outbox rows not yet indexed.
@@ -43,6 +45,7 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         status: if ready { "ready" } else { "starting" },
         store: s.store.backend(),
         index_documents: s.index.num_docs(),
+        index_generation: s.index.generation(),
         checkpoint: s.follower.checkpoint.load(Ordering::Relaxed),
         lag: s.follower.lag(),
         last_error: s.follower.last_error.lock().ok().and_then(|e| e.clone()),

@@ -12,6 +12,7 @@
 //! follower that has read sequence `n` will never later see a smaller one.
 
 pub mod audit;
+mod common;
 pub mod postgres;
 pub mod sqlite;
 

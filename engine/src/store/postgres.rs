@@ -9,25 +9,30 @@
 //! process into [`Notify`] wake-ups.
 //!
 //! The rules both stores share (validation, batch planning, audit chaining)
-//! are the `pub(super)` items at the end of this file.
+//! live in the private `common` module (`store/common.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
-use super::audit::{chain_hash, trunc_micros, GENESIS};
+use super::common::{
+    article_not_found, audit_limit, batch_conflict_or, chained_json, change, check_batch,
+    check_version, conflict_or, delete_entry, entry, last_use_cutoff, last_use_is_stale, no_id,
+    normalise_roles, now, parse_status, published_at, reindex_entry, rows_json, set_roles_entry,
+    signal, stored, token_conflict_or, token_entry, token_principal, user_create_entry,
+    user_not_found, username_conflict_or, validate_username, ArticleRow, BatchPlan, PendingAudit,
+    ARTICLE_COLS, USER_COLS,
+};
 use super::{AuditFilter, UpsertOutcome};
 use crate::auth::Principal;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{
-    limits, normalise_names, Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change,
-    ChangeKind, Status, User,
+    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, ChangeKind, User,
 };
 
 /// Key of the advisory lock that serialises writers (any fixed constant).
@@ -38,10 +43,6 @@ const CHANNEL: &str = "kmt_outbox";
 const POLL: Duration = Duration::from_secs(1);
 /// Longest pause between listener reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-const ARTICLE_COLS: &str = "id, slug, title, summary, body, category, tags, audience, \
-     status, owner, version, created_at, updated_at, published_at, review_due";
-const USER_COLS: &str = "id, username, display_name, roles, created_at";
 
 type Tx = Transaction<'static, Postgres>;
 
@@ -108,11 +109,7 @@ impl PgStore {
         let now = now();
         let published = published_at(None, draft.status, now);
         let mut tx = self.begin_write().await?;
-        let row = ArticleRow {
-            id: 0,
-            draft: &draft,
-            published_at: published,
-        };
+        let row = ArticleRow::new(0, &draft, published);
         let ids = insert_rows(&mut tx, &[row], &actor.username, now).await;
         let ids = ids.map_err(|e| conflict_or(e, &draft.slug))?;
         let id = ids.get(&draft.slug).copied().ok_or_else(no_id)?;
@@ -136,14 +133,10 @@ impl PgStore {
         let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE id = $1 FOR UPDATE");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
         let old = row.as_ref().map(article_from_row).transpose()?;
-        let old = old.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
+        let old = old.ok_or_else(|| article_not_found(id))?;
         check_version(&old, expected_version)?;
         let published = published_at(old.published_at, draft.status, now);
-        let row = ArticleRow {
-            id,
-            draft: &draft,
-            published_at: published,
-        };
+        let row = ArticleRow::new(id, &draft, published);
         let updated = update_rows(&mut tx, &[row], now).await;
         updated.map_err(|e| conflict_or(e, &draft.slug))?;
         write_side_rows(&mut tx, &[id], &actor.username, now).await?;
@@ -160,16 +153,9 @@ impl PgStore {
         let mut tx = self.begin_write().await?;
         let delete = sqlx::query_scalar("DELETE FROM articles WHERE id = $1 RETURNING slug");
         let slug: Option<String> = delete.bind(id).fetch_optional(&mut *tx).await?;
-        let slug = slug.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
+        let slug = slug.ok_or_else(|| article_not_found(id))?;
         append_outbox(&mut tx, &[id], ChangeKind::Delete, now).await?;
-        let details = json!({ "slug": slug });
-        let entry = PendingAudit::new(
-            actor,
-            now,
-            "article.delete",
-            format!("article:{id}"),
-            details,
-        );
+        let entry = delete_entry(actor, now, id, &slug);
         self.finish(tx, vec![entry]).await
     }
 
@@ -188,17 +174,13 @@ impl PgStore {
         let slugs: Vec<&str> = drafts.iter().map(|d| d.slug.as_str()).collect();
         let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE slug = ANY($1)");
         let rows = sqlx::query(&sql).bind(&slugs).fetch_all(&mut *tx).await?;
-        let existing = rows
-            .iter()
-            .map(article_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let existing: Vec<Article> = rows.iter().map(article_from_row).collect::<Result<_>>()?;
         let plan = BatchPlan::new(&drafts, existing, now);
-        let conflict = |e| unique_or(e, || "a slug in the batch is already used".into());
         let new_ids = insert_rows(&mut tx, &plan.new, &actor.username, now).await;
-        let new_ids = new_ids.map_err(conflict)?;
+        let new_ids = new_ids.map_err(batch_conflict_or)?;
         update_rows(&mut tx, &plan.changed, now)
             .await
-            .map_err(conflict)?;
+            .map_err(batch_conflict_or)?;
         let (ids, entries) = plan.written(&new_ids, actor, now);
         write_side_rows(&mut tx, &ids, &actor.username, now).await?;
         self.finish(tx, entries).await?;
@@ -289,8 +271,7 @@ impl PgStore {
         let now = now();
         let mut tx = self.begin_write().await?;
         let seq = append_outbox(&mut tx, &[0], ChangeKind::Reindex, now).await?;
-        let details = json!({ "seq": seq });
-        let entry = PendingAudit::new(actor, now, "index.reindex", "index".into(), details);
+        let entry = reindex_entry(actor, now, seq);
         self.finish(tx, vec![entry]).await?;
         Ok(seq)
     }
@@ -317,12 +298,9 @@ impl PgStore {
             .bind(&roles)
             .bind(now);
         let row = query.fetch_one(&mut *tx).await;
-        let row =
-            row.map_err(|e| unique_or(e, || format!("username {username:?} is already used")))?;
+        let row = row.map_err(|e| username_conflict_or(e, username))?;
         let user = user_from_row(&row)?;
-        let details = json!({ "display_name": display_name, "roles": roles });
-        let target = format!("user:{username}");
-        let entry = PendingAudit::new(actor, now, "user.create", target, details);
+        let entry = user_create_entry(actor, now, username, display_name, &roles);
         self.finish(tx, vec![entry]).await?;
         Ok(user)
     }
@@ -357,10 +335,9 @@ impl PgStore {
         let sql = format!("UPDATE users SET roles = $2 WHERE username = $1 RETURNING {USER_COLS}");
         let query = sqlx::query(&sql).bind(username).bind(&roles);
         let row = query.fetch_optional(&mut *tx).await?;
-        let row = row.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        let row = row.ok_or_else(|| user_not_found(username))?;
         let user = user_from_row(&row)?;
-        let (target, details) = (format!("user:{username}"), json!({ "roles": roles }));
-        let entry = PendingAudit::new(actor, now, "user.set_roles", target, details);
+        let entry = set_roles_entry(actor, now, username, &roles);
         self.finish(tx, vec![entry]).await?;
         Ok(user)
     }
@@ -377,7 +354,7 @@ impl PgStore {
         let mut tx = self.begin_write().await?;
         let query = sqlx::query_scalar("SELECT id FROM users WHERE username = $1").bind(username);
         let user_id: Option<i64> = query.fetch_optional(&mut *tx).await?;
-        let user_id = user_id.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        let user_id = user_id.ok_or_else(|| user_not_found(username))?;
         let sql = "INSERT INTO api_tokens (user_id, name, token_hash, created_at) \
                    VALUES ($1, $2, $3, $4)";
         let query = sqlx::query(sql)
@@ -386,10 +363,8 @@ impl PgStore {
             .bind(token_hash)
             .bind(now);
         let done = query.execute(&mut *tx).await;
-        done.map_err(|e| unique_or(e, || "this token is already registered".into()))?;
-        // Never the token or its hash: auditors read the trail.
-        let (target, details) = (format!("user:{username}"), json!({ "name": name }));
-        let entry = PendingAudit::new(actor, now, "token.create", target, details);
+        done.map_err(token_conflict_or)?;
+        let entry = token_entry(actor, now, username, name);
         self.finish(tx, vec![entry]).await
     }
 
@@ -411,16 +386,11 @@ impl PgStore {
             // The WHERE clause repeats the check so concurrent requests write once.
             let sql = "UPDATE api_tokens SET last_used_at = $2 \
                        WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)";
-            let cutoff = now - chrono::Duration::minutes(1);
+            let cutoff = last_use_cutoff(now);
             let query = sqlx::query(sql).bind(token_id).bind(now).bind(cutoff);
             query.execute(&self.pool).await?;
         }
-        let user_id = Some(user_id);
-        Ok(Some(Principal {
-            user_id,
-            username,
-            roles,
-        }))
+        Ok(Some(token_principal(user_id, username, roles)))
     }
 
     /// See [`super::Store::list_audit`].
@@ -626,318 +596,4 @@ fn user_from_row(r: &PgRow) -> Result<User> {
         roles,
         created_at,
     })
-}
-
-// ---- rules shared with the SQLite store ----
-
-/// The current time at the precision both stores keep.
-pub(super) fn now() -> DateTime<Utc> {
-    trunc_micros(Utc::now())
-}
-
-/// Wakes every current waiter and leaves a permit for the next one, so a
-/// follower between two waits does not miss the change.
-pub(super) fn signal(n: &Notify) {
-    n.notify_waiters();
-    n.notify_one();
-}
-
-/// An outbox row read as a tuple.
-pub(super) fn change((seq, article_id, kind): (i64, i64, String)) -> Result<Change> {
-    let kind = ChangeKind::parse(&kind)?;
-    Ok(Change {
-        seq,
-        article_id,
-        kind,
-    })
-}
-
-/// An audit row before it is chained.
-pub(super) struct PendingAudit {
-    at: DateTime<Utc>,
-    actor: String,
-    action: &'static str,
-    target: String,
-    details: Value,
-}
-
-impl PendingAudit {
-    /// An entry by `actor` at `at`.
-    pub(super) fn new(
-        actor: &Principal,
-        at: DateTime<Utc>,
-        action: &'static str,
-        target: String,
-        details: Value,
-    ) -> Self {
-        let actor = actor.username.clone();
-        PendingAudit {
-            at,
-            actor,
-            action,
-            target,
-            details,
-        }
-    }
-}
-
-/// The audit entry of an article write.
-pub(super) fn entry(
-    actor: &Principal,
-    at: DateTime<Utc>,
-    action: &'static str,
-    id: ArticleId,
-    slug: &str,
-    version: i32,
-) -> PendingAudit {
-    let details = json!({ "slug": slug, "version": version });
-    PendingAudit::new(actor, at, action, format!("article:{id}"), details)
-}
-
-/// The entries chained onto `prev` (the newest stored hash, if any), as the
-/// JSON array of rows that the set-based audit inserts read. Times use
-/// sqlx's SQLite text format, which Postgres parses too.
-pub(super) fn chained_json(prev: Option<String>, entries: &[PendingAudit]) -> String {
-    let mut prev = prev.unwrap_or_else(|| GENESIS.to_string());
-    let link = |e: &PendingAudit| {
-        let hash = chain_hash(&prev, e.at, &e.actor, e.action, &e.target, &e.details);
-        json!({
-            "at": trunc_micros(e.at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
-            "actor": e.actor, "action": e.action, "target": e.target, "details": e.details,
-            "prev_hash": std::mem::replace(&mut prev, hash.clone()), "hash": hash,
-        })
-    };
-    Value::Array(entries.iter().map(link).collect()).to_string()
-}
-
-/// One article to write: `id` is 0 for a new article.
-pub(super) struct ArticleRow<'a> {
-    pub(super) id: ArticleId,
-    pub(super) draft: &'a ArticleDraft,
-    pub(super) published_at: Option<DateTime<Utc>>,
-}
-
-/// The rows as the JSON array that the set-based article statements read.
-/// Times use sqlx's SQLite text format, which Postgres parses too.
-pub(super) fn rows_json(rows: &[ArticleRow<'_>]) -> String {
-    let time = |t: Option<DateTime<Utc>>| {
-        t.map(|t| trunc_micros(t).to_rfc3339_opts(SecondsFormat::AutoSi, false))
-    };
-    let row = |r: &ArticleRow<'_>| {
-        let d = r.draft;
-        json!({
-            "id": r.id, "slug": d.slug, "title": d.title, "summary": d.summary,
-            "body": d.body, "category": d.category, "tags": d.tags, "audience": d.audience,
-            "status": d.status.as_str(), "published_at": time(r.published_at),
-            "review_due": time(d.review_due),
-        })
-    };
-    Value::Array(rows.iter().map(row).collect()).to_string()
-}
-
-/// What an import batch writes, decided against the stored articles.
-pub(super) struct BatchPlan<'a> {
-    /// Drafts with new slugs.
-    pub(super) new: Vec<ArticleRow<'a>>,
-    /// Drafts whose content differs from the stored article.
-    pub(super) changed: Vec<ArticleRow<'a>>,
-    /// Counts to report.
-    pub(super) outcome: UpsertOutcome,
-    /// Written drafts in batch order, with the replaced `(id, version)`.
-    order: Vec<(&'a ArticleDraft, Option<(ArticleId, i32)>)>,
-}
-
-impl<'a> BatchPlan<'a> {
-    /// Sorts `drafts` into new, changed and unchanged.
-    pub(super) fn new(
-        drafts: &'a [ArticleDraft],
-        stored: Vec<Article>,
-        now: DateTime<Utc>,
-    ) -> Self {
-        let stored: HashMap<_, _> = stored.into_iter().map(|a| (a.slug.clone(), a)).collect();
-        let mut plan = BatchPlan {
-            new: vec![],
-            changed: vec![],
-            outcome: UpsertOutcome::default(),
-            order: vec![],
-        };
-        for d in drafts {
-            match stored.get(&d.slug) {
-                Some(a) if !differs(a, d) => plan.outcome.unchanged += 1,
-                Some(a) => {
-                    let published_at = published_at(a.published_at, d.status, now);
-                    plan.changed.push(ArticleRow {
-                        id: a.id,
-                        draft: d,
-                        published_at,
-                    });
-                    plan.order.push((d, Some((a.id, a.version))));
-                }
-                None => {
-                    let published_at = published_at(None, d.status, now);
-                    plan.new.push(ArticleRow {
-                        id: 0,
-                        draft: d,
-                        published_at,
-                    });
-                    plan.order.push((d, None));
-                }
-            }
-        }
-        plan.outcome.created = plan.new.len();
-        plan.outcome.updated = plan.changed.len();
-        plan
-    }
-
-    /// Ids of the written articles in batch order (so outbox rows follow the
-    /// batch) and their audit entries, once new ids are known.
-    pub(super) fn written(
-        &self,
-        new_ids: &HashMap<String, i64>,
-        actor: &Principal,
-        now: DateTime<Utc>,
-    ) -> (Vec<ArticleId>, Vec<PendingAudit>) {
-        let written = self.order.iter().map(|(d, old)| {
-            let (id, version) = match old {
-                Some((id, v)) => (*id, v + 1),
-                None => (new_ids.get(&d.slug).copied().unwrap_or_default(), 1),
-            };
-            (
-                id,
-                entry(actor, now, "article.import", id, &d.slug, version),
-            )
-        });
-        written.unzip()
-    }
-}
-
-/// Checks a username: 1–64 characters of `a-z 0-9 . _ -`.
-pub(super) fn validate_username(u: &str) -> Result<()> {
-    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
-    if u.is_empty() || u.len() > 64 || !u.chars().all(ok) {
-        let message = format!("{u:?} must be 1-64 characters of a-z, 0-9, '.', '_' or '-'");
-        return Err(Error::invalid("username", message));
-    }
-    Ok(())
-}
-
-/// Normalises a role list with the same rules as audiences.
-pub(super) fn normalise_roles(roles: &[String]) -> Result<Vec<String>> {
-    normalise_names("roles", roles.to_vec(), limits::AUDIENCE)
-}
-
-/// Validates every draft and rejects a slug that appears twice: both copies
-/// would target the same row and the outcome would depend on order.
-pub(super) fn check_batch(drafts: &[ArticleDraft]) -> Result<()> {
-    let mut seen = std::collections::HashSet::with_capacity(drafts.len());
-    for d in drafts {
-        d.validate()?;
-        if !seen.insert(d.slug.as_str()) {
-            let message = format!("{:?} appears more than once in the batch", d.slug);
-            return Err(Error::invalid("slug", message));
-        }
-    }
-    Ok(())
-}
-
-/// Whether storing `d` over `a` would change its content.
-pub(super) fn differs(a: &Article, d: &ArticleDraft) -> bool {
-    a.title != d.title
-        || a.summary != d.summary
-        || a.body != d.body
-        || a.category != d.category
-        || a.tags != d.tags
-        || a.audience != d.audience
-        || a.status != d.status
-        || a.review_due != d.review_due.map(trunc_micros)
-}
-
-/// The first publication time: kept once set, else now if `status` is live.
-pub(super) fn published_at(
-    prev: Option<DateTime<Utc>>,
-    status: Status,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    prev.or(status.is_live().then_some(now))
-}
-
-/// Fails with `Conflict` unless the article is at the expected version.
-pub(super) fn check_version(a: &Article, expected: Option<i32>) -> Result<()> {
-    match expected {
-        Some(v) if v != a.version => {
-            let (id, at) = (a.id, a.version);
-            Err(Error::Conflict(format!(
-                "article {id} is at version {at}, not {v}"
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Whether a token's last use is worth recording (at most once a minute).
-pub(super) fn last_use_is_stale(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    last.is_none_or(|t| t < now - chrono::Duration::minutes(1))
-}
-
-/// The effective audit page size: `limit <= 0` means 1000.
-pub(super) fn audit_limit(limit: i64) -> i64 {
-    if limit <= 0 {
-        1000
-    } else {
-        limit
-    }
-}
-
-/// Maps a unique violation to `Conflict(msg())`, anything else to a
-/// database error.
-pub(super) fn unique_or(e: sqlx::Error, msg: impl FnOnce() -> String) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(msg()),
-        _ => e.into(),
-    }
-}
-
-/// Maps a unique violation on an article write to the slug conflict.
-pub(super) fn conflict_or(e: sqlx::Error, slug: &str) -> Error {
-    unique_or(e, || format!("slug {slug:?} is already used"))
-}
-
-/// The error for an insert that returned no id (never expected).
-pub(super) fn no_id() -> Error {
-    Error::Corrupt("insert returned no id".into())
-}
-
-/// Parses a stored status.
-pub(super) fn parse_status(s: &str) -> Result<Status> {
-    s.parse()
-        .map_err(|_| Error::Corrupt(format!("unknown stored status {s:?}")))
-}
-
-/// The stored article just written from `d`, built without a round trip.
-pub(super) fn stored(
-    id: ArticleId,
-    d: ArticleDraft,
-    owner: &str,
-    version: i32,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    published_at: Option<DateTime<Utc>>,
-) -> Article {
-    Article {
-        id,
-        slug: d.slug,
-        title: d.title,
-        summary: d.summary,
-        body: d.body,
-        category: d.category,
-        tags: d.tags,
-        audience: d.audience,
-        status: d.status,
-        owner: owner.to_string(),
-        version,
-        created_at,
-        updated_at,
-        published_at,
-        review_due: d.review_due.map(trunc_micros),
-    }
 }

@@ -8,7 +8,7 @@
 //! sleeping in SQLite's busy handler. Lists are JSON text; timestamps are
 //! RFC 3339 text as written by sqlx's chrono support. The rules shared with
 //! the Postgres store (validation, batch planning, audit chaining) live in
-//! [`super::postgres`].
+//! the private `common` module (`store/common.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,10 +24,13 @@ use sqlx::sqlite::{
 use sqlx::{Row as _, Sqlite, Transaction};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
-use super::postgres::{
-    audit_limit, chained_json, change, check_batch, check_version, conflict_or, entry,
-    last_use_is_stale, no_id, normalise_roles, now, parse_status, published_at, rows_json, signal,
-    stored, unique_or, validate_username, ArticleRow, BatchPlan, PendingAudit,
+use super::common::{
+    article_not_found, audit_limit, batch_conflict_or, chained_json, change, check_batch,
+    check_version, conflict_or, delete_entry, entry, last_use_cutoff, last_use_is_stale, no_id,
+    normalise_roles, now, parse_status, published_at, reindex_entry, rows_json, set_roles_entry,
+    signal, stored, token_conflict_or, token_entry, token_principal, user_create_entry,
+    user_not_found, username_conflict_or, validate_username, ArticleRow, BatchPlan, PendingAudit,
+    ARTICLE_COLS, USER_COLS,
 };
 use super::{AuditFilter, UpsertOutcome};
 use crate::auth::Principal;
@@ -38,10 +41,6 @@ use crate::model::{
 
 /// How often followers re-check: other processes may write the same file.
 const POLL: Duration = Duration::from_millis(200);
-
-const ARTICLE_COLS: &str = "id, slug, title, summary, body, category, tags, audience, \
-     status, owner, version, created_at, updated_at, published_at, review_due";
-const USER_COLS: &str = "id, username, display_name, roles, created_at";
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -127,11 +126,7 @@ impl SqliteStore {
         let now = now();
         let published = published_at(None, draft.status, now);
         let mut w = self.begin_write().await?;
-        let row = ArticleRow {
-            id: 0,
-            draft: &draft,
-            published_at: published,
-        };
+        let row = ArticleRow::new(0, &draft, published);
         let ids = insert_rows(&mut w.tx, &[row], &actor.username, now).await;
         let ids = ids.map_err(|e| conflict_or(e, &draft.slug))?;
         let id = ids.get(&draft.slug).copied().ok_or_else(no_id)?;
@@ -158,14 +153,10 @@ impl SqliteStore {
             .fetch_optional(&mut *w.tx)
             .await?;
         let old = row.as_ref().map(article_from_row).transpose()?;
-        let old = old.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
+        let old = old.ok_or_else(|| article_not_found(id))?;
         check_version(&old, expected_version)?;
         let published = published_at(old.published_at, draft.status, now);
-        let row = ArticleRow {
-            id,
-            draft: &draft,
-            published_at: published,
-        };
+        let row = ArticleRow::new(id, &draft, published);
         let updated = update_rows(&mut w.tx, &[row], now).await;
         updated.map_err(|e| conflict_or(e, &draft.slug))?;
         write_side_rows(&mut w.tx, &[id], &actor.username, now).await?;
@@ -182,16 +173,9 @@ impl SqliteStore {
         let mut w = self.begin_write().await?;
         let delete = sqlx::query_scalar("DELETE FROM articles WHERE id = ?1 RETURNING slug");
         let slug: Option<String> = delete.bind(id).fetch_optional(&mut *w.tx).await?;
-        let slug = slug.ok_or_else(|| Error::NotFound(format!("article {id}")))?;
+        let slug = slug.ok_or_else(|| article_not_found(id))?;
         append_outbox(&mut w.tx, &[id], ChangeKind::Delete, now).await?;
-        let details = json!({ "slug": slug });
-        let entry = PendingAudit::new(
-            actor,
-            now,
-            "article.delete",
-            format!("article:{id}"),
-            details,
-        );
+        let entry = delete_entry(actor, now, id, &slug);
         self.finish(w, vec![entry]).await
     }
 
@@ -212,17 +196,13 @@ impl SqliteStore {
             "SELECT {ARTICLE_COLS} FROM articles WHERE slug IN (SELECT value FROM json_each(?1))"
         );
         let rows = sqlx::query(&sql).bind(slugs).fetch_all(&mut *w.tx).await?;
-        let existing = rows
-            .iter()
-            .map(article_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let existing: Vec<Article> = rows.iter().map(article_from_row).collect::<Result<_>>()?;
         let plan = BatchPlan::new(&drafts, existing, now);
-        let conflict = |e| unique_or(e, || "a slug in the batch is already used".into());
         let new_ids = insert_rows(&mut w.tx, &plan.new, &actor.username, now).await;
-        let new_ids = new_ids.map_err(conflict)?;
+        let new_ids = new_ids.map_err(batch_conflict_or)?;
         update_rows(&mut w.tx, &plan.changed, now)
             .await
-            .map_err(conflict)?;
+            .map_err(batch_conflict_or)?;
         let (ids, entries) = plan.written(&new_ids, actor, now);
         write_side_rows(&mut w.tx, &ids, &actor.username, now).await?;
         self.finish(w, entries).await?;
@@ -316,8 +296,7 @@ impl SqliteStore {
         let now = now();
         let mut w = self.begin_write().await?;
         let seq = append_outbox(&mut w.tx, &[0], ChangeKind::Reindex, now).await?;
-        let details = json!({ "seq": seq });
-        let entry = PendingAudit::new(actor, now, "index.reindex", "index".into(), details);
+        let entry = reindex_entry(actor, now, seq);
         self.finish(w, vec![entry]).await?;
         Ok(seq)
     }
@@ -344,12 +323,9 @@ impl SqliteStore {
             .bind(now)
             .fetch_one(&mut *w.tx)
             .await;
-        let row =
-            row.map_err(|e| unique_or(e, || format!("username {username:?} is already used")))?;
+        let row = row.map_err(|e| username_conflict_or(e, username))?;
         let user = user_from_row(&row)?;
-        let details = json!({ "display_name": display_name, "roles": roles });
-        let target = format!("user:{username}");
-        let entry = PendingAudit::new(actor, now, "user.create", target, details);
+        let entry = user_create_entry(actor, now, username, display_name, &roles);
         self.finish(w, vec![entry]).await?;
         Ok(user)
     }
@@ -386,10 +362,9 @@ impl SqliteStore {
             .bind(username)
             .bind(json!(roles).to_string());
         let row = query.fetch_optional(&mut *w.tx).await?;
-        let row = row.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        let row = row.ok_or_else(|| user_not_found(username))?;
         let user = user_from_row(&row)?;
-        let (target, details) = (format!("user:{username}"), json!({ "roles": roles }));
-        let entry = PendingAudit::new(actor, now, "user.set_roles", target, details);
+        let entry = set_roles_entry(actor, now, username, &roles);
         self.finish(w, vec![entry]).await?;
         Ok(user)
     }
@@ -406,7 +381,7 @@ impl SqliteStore {
         let mut w = self.begin_write().await?;
         let query = sqlx::query_scalar("SELECT id FROM users WHERE username = ?1").bind(username);
         let user_id: Option<i64> = query.fetch_optional(&mut *w.tx).await?;
-        let user_id = user_id.ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        let user_id = user_id.ok_or_else(|| user_not_found(username))?;
         let sql = "INSERT INTO api_tokens (user_id, name, token_hash, created_at) \
                    VALUES (?1, ?2, ?3, ?4)";
         let query = sqlx::query(sql)
@@ -415,10 +390,8 @@ impl SqliteStore {
             .bind(token_hash)
             .bind(now);
         let done = query.execute(&mut *w.tx).await;
-        done.map_err(|e| unique_or(e, || "this token is already registered".into()))?;
-        // Never the token or its hash: auditors read the trail.
-        let (target, details) = (format!("user:{username}"), json!({ "name": name }));
-        let entry = PendingAudit::new(actor, now, "token.create", target, details);
+        done.map_err(token_conflict_or)?;
+        let entry = token_entry(actor, now, username, name);
         self.finish(w, vec![entry]).await
     }
 
@@ -442,16 +415,11 @@ impl SqliteStore {
             // repeats the check so concurrent requests write once.
             let sql = "UPDATE api_tokens SET last_used_at = ?2 \
                        WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)";
-            let cutoff = now - chrono::Duration::minutes(1);
+            let cutoff = last_use_cutoff(now);
             let query = sqlx::query(sql).bind(token_id).bind(now).bind(cutoff);
             query.execute(&self.pool).await?;
         }
-        let (user_id, roles) = (Some(user_id), list(&roles)?);
-        Ok(Some(Principal {
-            user_id,
-            username,
-            roles,
-        }))
+        Ok(Some(token_principal(user_id, username, list(&roles)?)))
     }
 
     /// See [`super::Store::list_audit`].
