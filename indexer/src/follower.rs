@@ -27,6 +27,14 @@ const BULK_THRESHOLD: i64 = 10_000;
 /// Articles read per page during a rebuild.
 const REBUILD_PAGE: i64 = 1000;
 
+/// Logs rebuild progress at every tenth of the way (long work shows progress).
+fn log_progress(done: u64, total: u64) {
+    let step = (total / 10).max(REBUILD_PAGE as u64);
+    if done % step < REBUILD_PAGE as u64 || done == total {
+        tracing::info!(done, total, "rebuilding the index");
+    }
+}
+
 /// Live state of a follower, shared with `/readyz` and metrics.
 #[derive(Debug, Default)]
 pub struct FollowerStatus {
@@ -96,7 +104,7 @@ impl Follower {
         if self.status.checkpoint.load(Ordering::Relaxed) == 0 && self.index.num_docs() == 0 {
             let head = self.store.outbox_head().await?;
             if head >= BULK_THRESHOLD {
-                applied += self.rebuild(|_, _| {}).await?;
+                applied += self.rebuild(log_progress).await?;
             }
         }
         loop {
@@ -112,7 +120,7 @@ impl Follower {
                     let ids = changes[..pos].iter().map(|c| c.article_id).collect();
                     applied += self.apply(ids, seq).await?;
                 }
-                self.rebuild(|_, _| {}).await?;
+                self.rebuild(log_progress).await?;
                 applied += 1;
                 continue;
             }

@@ -214,6 +214,19 @@ async fn cli_commands_work_while_a_server_runs() {
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "no rebuild: {r}");
     }
+    // The container health check talks to the running server.
+    let addr = base.trim_start_matches("http://").to_string();
+    ok(kmt().args(["healthcheck", "--addr", &addr]));
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    assert!(!kmt()
+        .args(["healthcheck", "--addr", &closed])
+        .output()
+        .unwrap()
+        .status
+        .success());
     let users = ok(kmt().arg("--data").arg(data).args(["user", "list"]));
     assert!(users.contains("ops\tadmin"), "{users}");
     // Bad input to the CLI is a clear error, not a panic.

@@ -183,12 +183,22 @@ impl Filter {
     }
 }
 
+/// Parses a filter date; only years 1900–2200 are accepted (the index keeps
+/// nanosecond timestamps, which end in 2262).
 fn parse_date(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, ()> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
+    use chrono::Datelike;
+    let t = match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(_) => {
+            let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ())?;
+            d.and_hms_opt(0, 0, 0).ok_or(())?.and_utc()
+        }
+    };
+    if (1900..=2200).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(())
     }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ())?;
-    Ok(d.and_hms_opt(0, 0, 0).ok_or(())?.and_utc())
 }
 
 /// A search request, validated.
@@ -717,6 +727,7 @@ mod tests {
         assert!(Filter::parse("colour:red").is_err());
         assert!(Filter::parse("status:live").is_err());
         assert!(Filter::parse("updated_at>yesterday").is_err());
+        assert!(Filter::parse("updated_at<=2999-01-01").is_err());
         assert!(Filter::parse("category:").is_err());
     }
 }

@@ -1,14 +1,16 @@
 //! Rules both stores share, kept in one place so the two backends cannot
 //! drift apart: validation of drafts, batches and users; batch planning
 //! (which records are new, changed or unchanged); the audit entries each
-//! write appends and how they are hash-chained; the JSON row sets the
-//! set-based statements read; error mapping; and the article a write
-//! returns without a round trip.
+//! write appends and how they are hash-chained; the JSON row sets that the
+//! set-based statements read; error mapping and messages; and the article a
+//! write returns without a round trip.
 //!
-//! What belongs here is anything that does not depend on the database: no
-//! SQL dialect, no connection, pool or transaction type. Column lists that
-//! both schemas spell the same way are the one exception. Statements,
-//! row decoding and lock handling stay in `postgres.rs` and `sqlite.rs`.
+//! What belongs here: whatever reads the same for both backends, so nothing
+//! that names a SQL dialect or a pool, connection, transaction or row type
+//! (the backend-neutral `sqlx::Error` is fine). The column lists are the one
+//! piece of SQL here, because both schemas spell them alike. Statements, row
+//! decoding, locking and the `NOTIFY` listener stay in `postgres.rs` and
+//! `sqlite.rs`, as does anything only one backend needs.
 
 use std::collections::HashMap;
 

@@ -2,25 +2,24 @@
 //!
 //! [`for_each_store`] runs a test body against a new SQLite store (in a
 //! temporary directory) and then against a new Postgres database, created
-//! for the test and dropped afterwards. Postgres is required: set
-//! `TEST_DATABASE_URL` (or `DATABASE_URL`) to a server where the user may
-//! create databases; the default is `postgres://postgres@127.0.0.1:5432/postgres`.
+//! for the test and dropped afterwards by [`PgTestDb`] (the engine's
+//! `testutil` feature, shared with the api and indexer tests). Postgres is
+//! required: set `TEST_DATABASE_URL` (or `DATABASE_URL`) to a server where
+//! the user may create databases; the default is
+//! `postgres://postgres@127.0.0.1:5432/postgres`. An unreachable server
+//! fails the test with a message saying so.
 
 #![allow(dead_code)] // not every test module uses every helper
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use engine::auth::Principal;
 use engine::model::{ArticleDraft, Status};
 use engine::store::Store;
+use engine::testutil::PgTestDb;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{Connection, PgConnection};
-
-/// Default server for the Postgres half of each test.
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Raw access to the database behind a test store, for tests that reach
 /// around the store (installing a failing trigger, opening a second handle).
@@ -80,27 +79,6 @@ impl TestDb {
     }
 }
 
-/// The Postgres server for tests.
-pub fn pg_base_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| DEFAULT_PG.to_string())
-}
-
-/// `base` with its database name replaced by `db` (query string kept).
-pub fn with_database(base: &str, db: &str) -> String {
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h, format!("?{q}")),
-        None => (base, String::new()),
-    };
-    let host_start = head.find("://").map_or(0, |i| i + 3);
-    let head = match head[host_start..].find('/') {
-        Some(i) => &head[..host_start + i],
-        None => head,
-    };
-    format!("{head}/{db}{query}")
-}
-
 /// Closes a store's pool so its database can be removed.
 pub async fn close(store: &Store) {
     match store {
@@ -130,54 +108,18 @@ where
         std::panic::resume_unwind(e.into_panic());
     }
 
-    let (admin_url, name) = create_pg_database().await;
-    let url = with_database(&admin_url, &name);
+    let pg = PgTestDb::create("engine").await;
+    let url = pg.url.clone();
     let store = Store::open(Some(&url), dir.path())
         .await
         .expect("open postgres store");
     let outcome = tokio::spawn(test(store.clone(), TestDb::Postgres { url })).await;
     close(&store).await;
-    drop_pg_database(&admin_url, &name).await;
+    pg.drop_db().await;
     if let Err(e) = outcome {
         eprintln!("test failed on the postgres store");
         std::panic::resume_unwind(e.into_panic());
     }
-}
-
-/// Creates a uniquely named database; returns the admin URL and its name.
-pub async fn create_pg_database() -> (String, String) {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let base = pg_base_url();
-    let name = format!(
-        "kmt_test_{}_{}_{:08x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        rand::random::<u32>()
-    );
-    let mut c = PgConnection::connect(&base).await.unwrap_or_else(|e| {
-        panic!(
-            "postgres is required for the store tests but {base} is unreachable ({e}); \
-             start it or set TEST_DATABASE_URL"
-        )
-    });
-    sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut c)
-        .await
-        .unwrap_or_else(|e| panic!("create test database {name}: {e}"));
-    c.close().await.ok();
-    (base, name)
-}
-
-/// Drops a test database, disconnecting anyone still on it.
-pub async fn drop_pg_database(admin_url: &str, name: &str) {
-    let mut c = PgConnection::connect(admin_url)
-        .await
-        .expect("connect to postgres");
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut c)
-        .await
-        .unwrap_or_else(|e| panic!("drop test database {name}: {e}"));
-    c.close().await.ok();
 }
 
 /// The system principal (an admin), the actor of most test writes.

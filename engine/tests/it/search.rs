@@ -371,3 +371,81 @@ fn bad_requests_are_rejected() {
     r.limit = 0;
     assert!(ix.search(&viewer(), &r).is_err());
 }
+
+/// Hostile query text and filters never panic: each search either answers
+/// or fails with a validation error.
+#[test]
+fn hostile_queries_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let (ix, _) = build();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let pieces = [
+        "\"",
+        "\"\"",
+        "levy",
+        "-",
+        "*",
+        "?",
+        "(",
+        ")",
+        ":",
+        "\\",
+        "\u{0}",
+        "\u{202e}",
+        "é",
+        "𝔘𝔫𝔦",
+        "   ",
+        "\t\n",
+        "AND",
+        "OR",
+        "NOT",
+        "title:",
+        "\"offer in",
+        "compromise\"",
+        "a",
+        "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+        "ﬁ",
+        "İ",
+        "ß",
+        "\u{feff}",
+        "%00",
+        "<script>",
+        "''",
+        "--",
+        ";",
+        "🙂",
+    ];
+    let filters = [
+        "category:",
+        ":",
+        "tags:a:b",
+        "updated_at>=",
+        "updated_at>=2025-13-45",
+        "published_at<1970-01-01",
+        "status:draft",
+        "audience:public",
+        "x>y",
+        "category:\u{0}",
+        "updated_at<=2999-01-01T00:00:00Z",
+    ];
+    for _ in 0..3000 {
+        let n = rng.random_range(0..12);
+        let q: String = (0..n)
+            .map(|_| pieces[rng.random_range(0..pieces.len())])
+            .collect::<Vec<_>>()
+            .join(if rng.random_bool(0.5) { " " } else { "" });
+        let mut r = req(&q);
+        for _ in 0..rng.random_range(0..3) {
+            if let Ok(f) = Filter::parse(filters[rng.random_range(0..filters.len())]) {
+                r.filters.push(f);
+            }
+        }
+        r.sort = [Sort::Relevance, Sort::Updated, Sort::Title][rng.random_range(0..3)];
+        r.limit = rng.random_range(1..=100);
+        r.offset = rng.random_range(0..20);
+        match ix.search(&viewer(), &r) {
+            Ok(res) => assert!(res.hits.len() as u64 <= res.total),
+            Err(e) => assert_eq!(e.kind(), engine::ErrorKind::Invalid, "{q:?}: {e}"),
+        }
+    }
+}

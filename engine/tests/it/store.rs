@@ -9,11 +9,9 @@ use engine::error::Error;
 use engine::model::{ChangeKind, Status};
 use engine::store::audit::{chain_hash, GENESIS};
 use engine::store::{AuditFilter, Store, UpsertOutcome};
+use engine::testutil::PgTestDb;
 
-use crate::common::{
-    close, create_pg_database, draft, drop_pg_database, for_each_store, system, user,
-    with_database, TestDb,
-};
+use crate::common::{close, draft, for_each_store, system, user, TestDb};
 
 /// Everything observable that a failed write must leave untouched.
 async fn snapshot(store: &Store) -> (i64, i64, usize) {
@@ -730,8 +728,8 @@ async fn other_handles_see_writes() {
 /// Postgres only: the change listener survives losing its connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_listener_reconnects() {
-    let (admin_url, name) = create_pg_database().await;
-    let url = with_database(&admin_url, &name);
+    let pg = PgTestDb::create("engine").await;
+    let url = pg.url.clone();
     let outcome = tokio::spawn(async move {
         let db = TestDb::Postgres { url };
         let follower = db.open_again().await;
@@ -767,7 +765,7 @@ async fn postgres_listener_reconnects() {
         close(&writer).await;
     })
     .await;
-    drop_pg_database(&admin_url, &name).await;
+    pg.drop_db().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
