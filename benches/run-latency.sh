@@ -119,7 +119,7 @@ if [ "${KMT_BENCH_AUTH:-0}" = "1" ]; then
 else
     unset KMT_TOKEN
 fi
-mkdir -p "$ROOT/benches/results"
+mkdir -p benches/results
 KMT_BENCH_DRIVER="benches/run-latency.sh $N" "$BENCH" compare \
     --kmt-url "$BASE" \
     --database-url "$PG_URL" \
@@ -128,6 +128,6 @@ KMT_BENCH_DRIVER="benches/run-latency.sh $N" "$BENCH" compare \
     --duration "${KMT_BENCH_DURATION:-10}" \
     --warmup "${KMT_BENCH_WARMUP:-2}" \
     --pg-work "${KMT_BENCH_PG_WORK:-ranked}" \
-    --out "$ROOT/BENCHMARKS.md" \
-    --plot-dir "$ROOT/benches/results"
+    --out BENCHMARKS.md \
+    --plot-dir benches/results
 log "done: see BENCHMARKS.md"
