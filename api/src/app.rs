@@ -19,7 +19,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa::OpenApi;
 
 use crate::error::problem;
-use crate::routes::{articles, health, search};
+use crate::routes::{articles, audit, health, search};
 use crate::state::AppState;
 
 /// Largest accepted request body (an article body may be 2 MiB).
@@ -32,6 +32,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
     paths(
         health::healthz, health::readyz, search::search,
         articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions,
+        audit::list,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -79,6 +80,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             get(articles::get).put(articles::update).delete(articles::delete),
         )
         .route("/v1/articles/{id}/versions", get(articles::versions))
+        .route("/v1/audit", get(audit::list))
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

@@ -84,6 +84,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Exit 0 when the server on this machine answers `/healthz` (for
     /// container health checks: the image has no curl).
     Healthcheck {
@@ -117,6 +120,14 @@ pub enum UserCommand {
         #[arg(long = "role", value_delimiter = ',', required = true)]
         roles: Vec<String>,
     },
+}
+
+/// `kmt audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the audit table; exits non-zero and names
+    /// the first bad row when any row was changed, removed or reordered.
+    Verify,
 }
 
 /// `kmt token ...`
@@ -177,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(_)
             | Command::User(_)
             | Command::Token(_)
+            | Command::Audit(_)
             | Command::Migrate
             | Command::Reindex { .. }
     );
@@ -247,6 +259,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let u = store.set_roles(&system, &name, &roles).await?;
             println!("user {} now has roles {}", u.username, u.roles.join(","));
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let r = engine::store::audit::verify(&store).await?;
+            match r.first_broken {
+                None => {
+                    println!("audit chain intact: {} rows", r.rows);
+                    Ok(())
+                }
+                Some(b) => anyhow::bail!(
+                    "audit chain broken at row {}: {} ({} rows before it verified)",
+                    b.id,
+                    b.reason,
+                    r.rows
+                ),
+            }
         }
         Command::Token(TokenCommand::Create { user, name }) => {
             let (token, hash) = new_token();

@@ -43,6 +43,8 @@ pub enum Permission {
     Import,
     /// Manage users, roles and tokens.
     UserAdmin,
+    /// Read the audit trail.
+    AuditRead,
 }
 
 impl Permission {
@@ -55,6 +57,7 @@ impl Permission {
             Permission::ArticleDelete => "article.delete",
             Permission::Import => "import",
             Permission::UserAdmin => "user.admin",
+            Permission::AuditRead => "audit.read",
         }
     }
 }
@@ -85,6 +88,7 @@ pub const ROLE_PERMISSIONS: &[(&str, &[Permission])] = &[
             Permission::ArticleDelete,
             Permission::Import,
             Permission::UserAdmin,
+            Permission::AuditRead,
         ],
     ),
 ];

@@ -2,5 +2,6 @@
 //! permission → one engine call → map the result.
 
 pub mod articles;
+pub mod audit;
 pub mod health;
 pub mod search;

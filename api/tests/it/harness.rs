@@ -41,6 +41,28 @@ impl TestStore {
         TestStore { store, dir, pg }
     }
 
+    /// The PostgreSQL URL of this store's database, when it is one.
+    pub fn pg_url(&self) -> Option<String> {
+        self.pg.as_ref().map(|d| d.url.clone())
+    }
+
+    /// Runs a raw SQL statement against the store's database, reaching
+    /// around the store (tests that tamper with rows).
+    pub async fn raw_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match self.pg_url() {
+            Some(url) => {
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("kmt.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
     pub async fn cleanup(self) {
         match self.store {
             Store::Postgres(s) => s.close().await,

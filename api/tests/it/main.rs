@@ -1,6 +1,7 @@
 //! The API crate's integration tests: a real `kmt` server (in-process, on a
 //! loopback port) over a real store — SQLite and PostgreSQL.
 
+mod audit;
 mod cli;
 mod harness;
 mod http;
