@@ -192,6 +192,7 @@ impl Follower {
         tokio::task::spawn_blocking(move || -> engine::Result<()> {
             let mut u = b.lock().expect("index builder lock poisoned");
             u.commit(head)?;
+            u.optimize()?;
             index.publish(&u)
         })
         .await??;
