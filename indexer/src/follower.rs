@@ -22,6 +22,10 @@ use crate::error::Result;
 
 /// Outbox rows read per batch.
 pub const DEFAULT_BATCH: i64 = 500;
+/// Changes applied after which an idle follower merges segments.
+const MERGE_AFTER: u64 = 5_000;
+/// Segment count above which that merge happens.
+const MAX_SEGMENTS: usize = 2;
 /// Outbox length from which an empty index is built by a rebuild.
 const BULK_THRESHOLD: i64 = 10_000;
 /// Articles read per page during a rebuild.
@@ -66,6 +70,12 @@ pub struct Follower {
     updater: Arc<Mutex<IndexUpdater>>,
     batch: i64,
     status: Arc<FollowerStatus>,
+    /// Changes applied since the last segment merge.
+    since_merge: u64,
+    /// A background merge is running.
+    merging: Arc<AtomicBool>,
+    /// A background merge finished successfully.
+    merged: Arc<AtomicBool>,
 }
 
 impl Follower {
@@ -83,6 +93,9 @@ impl Follower {
             updater: Arc::new(Mutex::new(updater)),
             batch: batch.max(1),
             status,
+            since_merge: 0,
+            merging: Arc::default(),
+            merged: Arc::default(),
         })
     }
 
@@ -215,6 +228,44 @@ impl Follower {
         Ok(done)
     }
 
+    /// Caught up after many changes (an import): merge the small segments
+    /// that incremental commits leave behind, in the background, so queries
+    /// touch few segments. Followed writes continue meanwhile.
+    fn merge_when_idle(&mut self) {
+        let handle = match self
+            .updater
+            .lock()
+            .expect("index updater lock")
+            .start_merge(MAX_SEGMENTS)
+        {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                self.since_merge = 0;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start an index merge");
+                return;
+            }
+        };
+        // A merge the merge policy already runs on some of these segments
+        // makes ours fail; then `since_merge` stays put and the next idle
+        // moment tries again.
+        self.merging.store(true, Ordering::Relaxed);
+        let merging = self.merging.clone();
+        let done = self.merged.clone();
+        tokio::task::spawn_blocking(move || {
+            match handle.wait() {
+                Ok(()) => {
+                    done.store(true, Ordering::Relaxed);
+                    tracing::info!("index segments merged");
+                }
+                Err(e) => tracing::debug!(error = %e, "index merge did not complete; will retry"),
+            }
+            merging.store(false, Ordering::Relaxed);
+        });
+    }
+
     /// Follows the outbox until `shutdown` turns true: woken by the store's
     /// change signal, with a polling fallback; errors are logged and retried
     /// with backoff.
@@ -231,6 +282,13 @@ impl Follower {
                 Ok(n) => {
                     if n > 0 {
                         tracing::debug!(applied = n, "outbox caught up");
+                    }
+                    if self.merged.swap(false, Ordering::Relaxed) {
+                        self.since_merge = 0;
+                    }
+                    self.since_merge += n;
+                    if self.since_merge >= MERGE_AFTER && !self.merging.load(Ordering::Relaxed) {
+                        self.merge_when_idle();
                     }
                     self.status.ready.store(true, Ordering::Relaxed);
                     *self.status.last_error.lock().expect("status lock") = None;

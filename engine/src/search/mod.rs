@@ -624,6 +624,21 @@ impl IndexUpdater {
         Ok(())
     }
 
+    /// Starts merging every segment into one in the background (tantivy's
+    /// merge threads) when there are more than `max_segments`; the writer
+    /// keeps accepting changes meanwhile. Wait on the handle to make the
+    /// merged segment visible.
+    pub fn start_merge(&mut self, max_segments: usize) -> Result<Option<MergeHandle>> {
+        let ids = self.gen.index.searchable_segment_ids()?;
+        if ids.len() <= max_segments {
+            return Ok(None);
+        }
+        Ok(Some(MergeHandle {
+            future: self.writer.merge(&ids),
+            gen: self.gen.clone(),
+        }))
+    }
+
     /// The outbox sequence this generation's last commit covers.
     pub fn checkpoint(&self) -> Result<i64> {
         Ok(self.gen.payload()?.seq)
@@ -632,5 +647,22 @@ impl IndexUpdater {
     /// Id of the generation this updater writes.
     pub fn generation(&self) -> u64 {
         self.gen.id
+    }
+}
+
+/// A background merge started by [`IndexUpdater::start_merge`].
+pub struct MergeHandle {
+    future: tantivy::FutureResult<Option<tantivy::index::SegmentMeta>>,
+    gen: Arc<Generation>,
+}
+
+impl MergeHandle {
+    /// Blocks until the merge is done and makes its result visible. A merge
+    /// that lost a race with a commit deleting the same segments fails
+    /// harmlessly.
+    pub fn wait(self) -> Result<()> {
+        self.future.wait()?;
+        self.gen.reader.reload()?;
+        Ok(())
     }
 }
