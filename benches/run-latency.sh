@@ -19,6 +19,7 @@
 #   KMT_BENCH_WARMUP       warm-up seconds per system (default 2)
 #   KMT_BENCH_PORT         port for kmt serve (default 18080)
 #   KMT_BENCH_PG_WORK      ranked | full (default ranked; see `kmt-bench compare --help`)
+#   KMT_BENCH_LABEL        section label in BENCHMARKS.md (default n<N>-c<concurrency>)
 #   KMT_BENCH_AUTH         1 = query KMT with the admin token instead of anonymously
 #   KMT_BENCH_INDEX_TIMEOUT seconds to wait for the index to hold all articles (default 1800)
 #   CARGO_TARGET_DIR       where cargo puts the binaries (default ./target)
@@ -128,6 +129,7 @@ KMT_BENCH_DRIVER="benches/run-latency.sh $N" "$BENCH" compare \
     --duration "${KMT_BENCH_DURATION:-10}" \
     --warmup "${KMT_BENCH_WARMUP:-2}" \
     --pg-work "${KMT_BENCH_PG_WORK:-ranked}" \
+    ${KMT_BENCH_LABEL:+--label "$KMT_BENCH_LABEL"} \
     --out BENCHMARKS.md \
     --plot-dir benches/results
 log "done: see BENCHMARKS.md"
