@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use engine::auth::{new_token, Principal};
+use engine::auth::Principal;
 use engine::store::Store;
 
 use crate::app::{serve, ServeOptions};
@@ -234,14 +234,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             roles,
             display_name,
         }) => {
-            let u = store
-                .create_user(
-                    &system,
-                    &name,
-                    display_name.as_deref().unwrap_or(&name),
-                    &roles,
-                )
-                .await?;
+            let input = engine::users::NewUser {
+                username: name,
+                display_name,
+                roles,
+            };
+            let u = engine::users::create(&store, &system, input).await?;
             println!(
                 "user {} created with roles {}",
                 u.username,
@@ -276,9 +274,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token(TokenCommand::Create { user, name }) => {
-            let (token, hash) = new_token();
-            store.create_token(&system, &user, &name, &hash).await?;
-            println!("{token}");
+            let t = engine::users::issue_token(&store, &system, &user, &name).await?;
+            println!("{}", t.token);
             Ok(())
         }
     }

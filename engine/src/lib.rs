@@ -8,6 +8,7 @@ pub mod import;
 pub mod model;
 pub mod search;
 pub mod store;
+pub mod users;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 

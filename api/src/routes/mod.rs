@@ -5,3 +5,4 @@ pub mod articles;
 pub mod audit;
 pub mod health;
 pub mod search;
+pub mod users;

@@ -149,6 +149,24 @@ impl TestServer {
         panic!("server did not become ready");
     }
 
+    /// Adds a user with a token.
+    pub async fn add_user(&mut self, name: &'static str, roles: &[&str]) {
+        let system = Principal::system();
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        self.ts
+            .store
+            .create_user(&system, name, name, &roles)
+            .await
+            .unwrap();
+        let (t, h) = new_token();
+        self.ts
+            .store
+            .create_token(&system, name, "test", &h)
+            .await
+            .unwrap();
+        self.tokens.insert(name, t);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

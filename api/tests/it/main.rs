@@ -2,6 +2,7 @@
 //! loopback port) over a real store — SQLite and PostgreSQL.
 
 mod audit;
+mod authz;
 mod cli;
 mod harness;
 mod http;

@@ -1,0 +1,112 @@
+//! `/v1/me`, `/v1/users`: who am I, users, roles and API tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use engine::auth::Permission;
+use engine::model::User;
+use engine::users::{IssuedToken, Me, NewUser};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, Auth};
+use crate::state::AppState;
+
+/// The caller: username, roles and the permissions the role table grants.
+#[utoipa::path(get, path = "/v1/me", tag = "users",
+    responses((status = 200, body = Me)), security((), ("bearer" = [])))]
+pub async fn me(Auth(p): Auth) -> Json<Me> {
+    Json(engine::users::me(&p))
+}
+
+/// Every user.
+#[utoipa::path(get, path = "/v1/users", tag = "users",
+    responses((status = 200, body = Vec<User>), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<User>>> {
+    p.require(Permission::UserAdmin)?;
+    Ok(Json(s.store.list_users().await?))
+}
+
+/// Create a user with roles and groups.
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = User), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(input): ApiJson<NewUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    p.require(Permission::UserAdmin)?;
+    let u = engine::users::create(&s.store, &p, input).await?;
+    Ok((StatusCode::CREATED, Json(u)))
+}
+
+/// New roles for a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesBody {
+    /// The complete list of roles and groups.
+    pub roles: Vec<String>,
+}
+
+/// Replace a user's roles and groups.
+#[utoipa::path(put, path = "/v1/users/{username}/roles", tag = "users", request_body = RolesBody,
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_roles(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<RolesBody>,
+) -> ApiResult<Json<User>> {
+    p.require(Permission::UserAdmin)?;
+    Ok(Json(s.store.set_roles(&p, &username, &body.roles).await?))
+}
+
+/// A label for a new token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// What the token is for.
+    pub name: String,
+}
+
+/// Issue an API token (shown once). Admins for anyone; users for themselves.
+#[utoipa::path(post, path = "/v1/users/{username}/tokens", tag = "users", request_body = TokenBody,
+    params(("username" = String, Path)),
+    responses((status = 201, body = IssuedToken), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_token(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<TokenBody>,
+) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
+    if p.username != username {
+        p.require(Permission::UserAdmin)?;
+    } else if !p.is_signed_in() {
+        return Err(engine::Error::Unauthenticated.into());
+    }
+    let t = engine::users::issue_token(&s.store, &p, &username, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+/// Ask every server to rebuild its index from the store (queries keep
+/// being answered; the new index is swapped in when complete).
+#[utoipa::path(post, path = "/v1/admin/reindex", tag = "operations",
+    responses((status = 202, description = "rebuild requested; body holds the outbox sequence"), (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn reindex(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    p.require(Permission::Import)?;
+    let seq = s.store.request_reindex(&p).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "seq": seq })),
+    ))
+}

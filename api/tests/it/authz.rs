@@ -1,0 +1,297 @@
+//! The authorization matrix: every endpoint × every kind of caller, against
+//! the role table written out here as the specification. Allowed calls
+//! succeed; the others get 401 (anonymous) or 403 and change nothing.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::{Backend, TestServer};
+
+/// Callers: the harness users plus anonymous, a reviewer and a caller whose
+/// only role is a custom group.
+const CALLERS: [&str; 7] = ["anonymous", "vera", "alice", "rex", "admin", "gus", "harry"];
+
+struct Case {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    /// Callers allowed (the rest are refused).
+    allowed: &'static [&'static str],
+    writes: bool,
+}
+
+fn cases() -> Vec<Case> {
+    let all: &'static [&'static str] = &CALLERS;
+    let writers: &'static [&'static str] = &["alice", "rex", "admin"];
+    let admin: &'static [&'static str] = &["admin"];
+    vec![
+        Case {
+            method: Method::GET,
+            path: "/v1/search?q=levy",
+            body: None,
+            allowed: all,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles",
+            body: None,
+            allowed: all,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/public-levy",
+            body: None,
+            allowed: all,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/public-levy/versions",
+            body: None,
+            allowed: all,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/me",
+            body: None,
+            allowed: all,
+            writes: false,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles",
+            body: Some(json!({"title": "New draft", "category": "audits", "status": "draft"})),
+            allowed: writers,
+            writes: true,
+        },
+        // Edit an admin-owned article: publishers (reviewer, admin) only.
+        Case {
+            method: Method::PUT,
+            path: "/v1/articles/public-levy",
+            body: Some(json!({"summary": "- edited"})),
+            allowed: &["rex", "admin"],
+            writes: true,
+        },
+        Case {
+            method: Method::DELETE,
+            path: "/v1/articles/doomed",
+            body: None,
+            allowed: admin,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/audit",
+            body: None,
+            allowed: admin,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/users",
+            body: None,
+            allowed: admin,
+            writes: false,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/users",
+            body: Some(json!({"username": "newbie", "roles": ["viewer"]})),
+            allowed: admin,
+            writes: true,
+        },
+        Case {
+            method: Method::PUT,
+            path: "/v1/users/vera/roles",
+            body: Some(json!({"roles": ["viewer", "auditor"]})),
+            allowed: admin,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/users/vera/tokens",
+            body: Some(json!({"name": "by someone else"})),
+            allowed: &["admin", "vera"],
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/admin/reindex",
+            body: None,
+            allowed: admin,
+            writes: true,
+        },
+    ]
+}
+
+/// Counts of everything a write could change.
+async fn state(s: &TestServer) -> (i64, usize, i64, usize) {
+    let st = &s.ts.store;
+    let audit = st
+        .list_audit(&engine::store::AuditFilter {
+            after_id: 0,
+            limit: 100_000,
+        })
+        .await
+        .unwrap()
+        .len();
+    (
+        st.count_articles().await.unwrap(),
+        st.list_users().await.unwrap().len(),
+        st.outbox_head().await.unwrap(),
+        audit,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_against_every_role() {
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    s.add_user("rex", &["reviewer"]).await;
+    s.add_user("gus", &["auditor"]).await;
+    for case in cases() {
+        for caller in CALLERS {
+            // Fresh fixtures for each call, so allowed writes can repeat.
+            let mut a = json!({"slug": "public-levy", "title": "Levy basics", "category": "collections", "audience": ["public"], "status": "published"});
+            let admin = Some("admin");
+            for slug in ["public-levy", "new-draft"] {
+                s.req(Method::DELETE, &format!("/v1/articles/{slug}"), admin)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            s.req(Method::POST, "/v1/articles", admin)
+                .json(&a)
+                .send()
+                .await
+                .unwrap();
+            a["slug"] = json!("doomed");
+            s.req(Method::POST, "/v1/articles", admin)
+                .json(&a)
+                .send()
+                .await
+                .unwrap();
+            let _ =
+                s.ts.store
+                    .set_roles(
+                        &engine::auth::Principal::system(),
+                        "vera",
+                        &["viewer".to_string()],
+                    )
+                    .await;
+            let before = state(&s).await;
+            let who = (caller != "anonymous").then_some(caller);
+            let mut r = s.req(case.method.clone(), case.path, who);
+            if let Some(b) = &case.body {
+                r = r.json(b);
+            }
+            let resp = r.send().await.unwrap();
+            let code = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let what = format!("{} {} as {caller}: {code} {body}", case.method, case.path);
+            if case.allowed.contains(&caller) {
+                assert!((200..300).contains(&code), "should be allowed: {what}");
+            } else {
+                let want = if caller == "anonymous" { 401 } else { 403 };
+                assert_eq!(code, want, "should be refused: {what}");
+                assert_eq!(body["status"], want, "{what}");
+                if case.writes {
+                    assert_eq!(
+                        state(&s).await,
+                        before,
+                        "a refused call changed something: {what}"
+                    );
+                }
+            }
+        }
+    }
+    s.stop().await;
+}
+
+/// Admins manage users, roles and tokens over HTTP; a new token works at
+/// once and carries the user's roles; roles are validated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_roles_and_tokens_over_http() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = Some("admin");
+    let r = s
+        .req(Method::POST, "/v1/users", admin)
+        .json(&json!({"username": "olga", "display_name": "Olga Officer", "roles": ["Viewer", "hearing_officer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let u: Value = r.json().await.unwrap();
+    assert_eq!(u["roles"], json!(["hearing_officer", "viewer"]));
+    let r = s
+        .req(Method::POST, "/v1/users/olga/tokens", admin)
+        .json(&json!({"name": "laptop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let t: Value = r.json().await.unwrap();
+    let token = t["token"].as_str().unwrap();
+    let me: Value = s
+        .http
+        .get(s.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["username"], "olga");
+    assert_eq!(me["permissions"], json!(["article.read"]));
+    // Promote her; the same token now carries the new role.
+    let r = s
+        .req(Method::PUT, "/v1/users/olga/roles", admin)
+        .json(&json!({"roles": ["author"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let me: Value = s
+        .http
+        .get(s.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], json!(["author"]));
+    assert!(me["permissions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("article.write")));
+    // Bad input is named.
+    let r = s
+        .req(Method::POST, "/v1/users", admin)
+        .json(&json!({"username": "Bad Name", "roles": ["viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = s
+        .req(Method::POST, "/v1/users", admin)
+        .json(&json!({"username": "olga", "roles": ["viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = s
+        .req(Method::PUT, "/v1/users/nobody/roles", admin)
+        .json(&json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, anon) = s.get_json("/v1/me", None).await;
+    assert_eq!(anon["username"], "anonymous");
+    s.stop().await;
+}
