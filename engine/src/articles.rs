@@ -4,6 +4,9 @@
 //! role table by the endpoint; these functions add the per-article rules
 //! (audience, ownership, who may publish) and validation.
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
 use crate::model::{Article, ArticleDraft, ArticlePatch, ArticleVersion, NewArticle, Status};
@@ -76,4 +79,95 @@ pub async fn delete(store: &Store, p: &Principal, key: &str) -> Result<()> {
 pub async fn versions(store: &Store, p: &Principal, key: &str) -> Result<Vec<ArticleVersion>> {
     let a = get(store, p, key).await?;
     store.list_versions(a.id).await
+}
+
+/// A readable difference between two versions of an article.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VersionDiff {
+    /// The older version compared.
+    pub from: i32,
+    /// The newer version compared.
+    pub to: i32,
+    /// Fields whose value changed, each with a unified line diff.
+    pub fields: Vec<FieldDiff>,
+}
+
+/// The change to one field.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldDiff {
+    /// Field name.
+    pub field: &'static str,
+    /// Unified diff (`-` removed lines, `+` added lines, three lines of context).
+    pub unified: String,
+}
+
+fn version_fields(v: &ArticleVersion) -> [(&'static str, String); 7] {
+    [
+        ("title", v.title.clone()),
+        ("summary", v.summary.clone()),
+        ("body", v.body.clone()),
+        ("category", v.category.clone()),
+        ("tags", v.tags.join("\n")),
+        ("audience", v.audience.join("\n")),
+        ("status", v.status.as_str().to_string()),
+    ]
+}
+
+/// Diff between versions `from` and `to` of an article the caller may read.
+pub async fn diff(
+    store: &Store,
+    p: &Principal,
+    key: &str,
+    from: i32,
+    to: i32,
+) -> Result<VersionDiff> {
+    let versions = versions(store, p, key).await?;
+    let find = |n: i32, field: &str| {
+        versions
+            .iter()
+            .find(|v| v.version == n)
+            .ok_or_else(|| Error::invalid(field, format!("article {key} has no version {n}")))
+    };
+    let (a, b) = (find(from, "from")?, find(to, "to")?);
+    let fields = version_fields(a)
+        .into_iter()
+        .zip(version_fields(b))
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((field, x), (_, y))| {
+            let unified = similar::TextDiff::from_lines(&x, &y)
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("v{from}"), &format!("v{to}"))
+                .to_string();
+            FieldDiff { field, unified }
+        })
+        .collect();
+    Ok(VersionDiff { from, to, fields })
+}
+
+/// Writes a new version whose content is that of version `version` (history
+/// is never rewritten). The status stays as it is now.
+pub async fn revert(store: &Store, p: &Principal, key: &str, version: i32) -> Result<Article> {
+    let current = get(store, p, key).await?;
+    if !p.can_edit(&current) {
+        return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
+    }
+    let old = store
+        .list_versions(current.id)
+        .await?
+        .into_iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| {
+            Error::invalid("version", format!("article {key} has no version {version}"))
+        })?;
+    let mut draft = ArticleDraft::from_article(&current);
+    draft.title = old.title;
+    draft.summary = old.summary;
+    draft.body = old.body;
+    draft.category = old.category;
+    draft.tags = old.tags;
+    draft.audience = old.audience;
+    store
+        .update_article(p, current.id, draft, Some(current.version))
+        .await
 }

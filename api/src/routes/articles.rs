@@ -104,3 +104,58 @@ pub async fn versions(
     p.require(Permission::ArticleRead)?;
     Ok(Json(engine::articles::versions(&s.store, &p, &id).await?))
 }
+
+/// `from`/`to` versions to compare.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct DiffParams {
+    /// Older version.
+    pub from: i32,
+    /// Newer version.
+    pub to: i32,
+}
+
+/// A readable diff between two versions: each changed field with a unified
+/// line diff.
+#[utoipa::path(get, path = "/v1/articles/{id}/diff", tag = "articles",
+    params(("id" = String, Path, description = "numeric id or slug"), ("from" = i32, Query), ("to" = i32, Query)),
+    responses((status = 200, body = engine::articles::VersionDiff), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn diff(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<engine::articles::VersionDiff>> {
+    p.require(Permission::ArticleRead)?;
+    params.only(&["from", "to"])?;
+    let v = |k: &str| -> ApiResult<i32> { Ok(params.number(k, 0, 1..=i32::MAX as usize)? as i32) };
+    let (from, to) = (v("from")?, v("to")?);
+    Ok(Json(
+        engine::articles::diff(&s.store, &p, &id, from, to).await?,
+    ))
+}
+
+/// Which version to restore.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevertBody {
+    /// The version whose content becomes the new version.
+    pub version: i32,
+}
+
+/// Revert: a new version with the content of an earlier one.
+#[utoipa::path(post, path = "/v1/articles/{id}/revert", tag = "articles", request_body = RevertBody,
+    params(("id" = String, Path, description = "numeric id or slug")),
+    responses((status = 200, body = Article), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn revert(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RevertBody>,
+) -> ApiResult<Json<Article>> {
+    p.require(Permission::ArticleWrite)?;
+    Ok(Json(
+        engine::articles::revert(&s.store, &p, &id, body.version).await?,
+    ))
+}

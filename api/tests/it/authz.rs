@@ -84,6 +84,20 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: Method::GET,
+            path: "/v1/articles/public-levy/diff?from=1&to=1",
+            body: None,
+            allowed: all,
+            writes: false,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/public-levy/revert",
+            body: Some(json!({"version": 1})),
+            allowed: &["rex", "admin"],
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
             path: "/v1/audit",
             body: None,
             allowed: admin,

@@ -352,3 +352,116 @@ async fn search_response_has_the_documented_shape() {
     }
     s.stop().await;
 }
+
+/// Version history: a readable diff between any two versions, revert as a
+/// new version, and retire removing an article from search while keeping
+/// its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_revert_and_retire() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (code, a) = create(
+        &s,
+        "admin",
+        &article(
+            "levy-release",
+            "Releasing a levy",
+            "Step one.\nStep two.\nStep three.",
+        ),
+    )
+    .await;
+    assert_eq!(code, 201, "{a}");
+    let put = |body: Value| {
+        s.req(Method::PUT, "/v1/articles/levy-release", Some("admin"))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        put(json!({"body": "Step one.\nStep 2, revised.\nStep three."}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        put(json!({"title": "Releasing a bank levy"}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (code, d) = s
+        .get_json("/v1/articles/levy-release/diff?from=1&to=3", Some("vera"))
+        .await;
+    assert_eq!(code, 200, "{d}");
+    let fields: Vec<&str> = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["title", "body"]);
+    let body_diff = d["fields"][1]["unified"].as_str().unwrap();
+    assert!(
+        body_diff.contains("-Step two.") && body_diff.contains("+Step 2, revised."),
+        "{body_diff}"
+    );
+    let (code, _) = s
+        .get_json("/v1/articles/levy-release/diff?from=1&to=9", Some("vera"))
+        .await;
+    assert_eq!(code, 422);
+    // Revert writes version 4 with version 1's content.
+    let r = s
+        .req(
+            Method::POST,
+            "/v1/articles/levy-release/revert",
+            Some("vera"),
+        )
+        .json(&json!({"version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s
+        .req(
+            Method::POST,
+            "/v1/articles/levy-release/revert",
+            Some("admin"),
+        )
+        .json(&json!({"version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["version"].as_i64(), v["title"].as_str()),
+        (Some(4), Some("Releasing a levy"))
+    );
+    found_within(&s, "vera", "two", "levy-release", Duration::from_secs(2)).await;
+    // Retire: gone from search, history kept.
+    assert_eq!(
+        put(json!({"status": "retired"})).await.unwrap().status(),
+        200
+    );
+    let t0 = Instant::now();
+    loop {
+        let (_, v) = s.get_json("/v1/search?q=levy", Some("vera")).await;
+        if v["total"] == 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "retired article still found: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, v) = s
+        .get_json("/v1/search?q=levy&filter=status:retired", Some("admin"))
+        .await;
+    assert_eq!(v["total"], 1);
+    let (_, versions) = s
+        .get_json("/v1/articles/levy-release/versions", Some("admin"))
+        .await;
+    assert_eq!(versions.as_array().unwrap().len(), 5);
+    s.stop().await;
+}

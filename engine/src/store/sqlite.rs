@@ -70,7 +70,11 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk before the write is acknowledged,
+            // even across a power cut (NORMAL in WAL mode only survives a
+            // process crash). Writes are few and imports batch, so the
+            // fsync per commit is cheap.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
