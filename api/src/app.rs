@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use engine::search::SearchIndex;
 use engine::store::Store;
@@ -19,7 +19,8 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa::OpenApi;
 
 use crate::error::problem;
-use crate::routes::{articles, audit, health, search};
+use crate::metrics;
+use crate::routes::{articles, audit, health, search, users, workflow};
 use crate::state::AppState;
 
 /// Largest accepted request body (an article body may be 2 MiB).
@@ -31,12 +32,13 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
     info(title = "KMT", description = "Knowledge-management service API"),
     paths(
         health::healthz, health::readyz, search::search,
-        articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions,
-        audit::list,
+        articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::diff, articles::revert,
+        workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
+        audit::list, users::me, users::list, users::create, users::set_roles, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "search"), (name = "articles"), (name = "operations")),
+    tags((name = "search"), (name = "articles"), (name = "workflow"), (name = "users"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -68,10 +70,12 @@ async fn home() -> Html<&'static str> {
 /// Builds the router with its middleware.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
+    let request_metrics = state.metrics.clone();
     Router::new()
         .route("/", get(home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/search", get(search::search))
         .route("/v1/articles", get(articles::list).post(articles::create))
@@ -80,13 +84,34 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             get(articles::get).put(articles::update).delete(articles::delete),
         )
         .route("/v1/articles/{id}/versions", get(articles::versions))
+        .route("/v1/articles/{id}/diff", get(articles::diff))
+        .route("/v1/articles/{id}/revert", post(articles::revert))
+        .route(
+            "/v1/articles/{id}/draft",
+            get(workflow::get_draft).put(workflow::save_draft),
+        )
+        .route("/v1/articles/{id}/submit", post(workflow::submit))
+        .route("/v1/articles/{id}/approve", post(workflow::approve))
+        .route("/v1/articles/{id}/reject", post(workflow::reject))
+        .route("/v1/tasks", get(workflow::tasks))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/me", get(users::me))
+        .route("/v1/users", get(users::list).post(users::create))
+        .route("/v1/users/{username}/roles", put(users::set_roles))
+        .route("/v1/users/{username}/tokens", post(users::create_token))
+        .route("/v1/admin/reindex", post(users::reindex))
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
+        ))
+        // Outside the timeout, so requests it cuts off are counted (as 503);
+        // a router layer, so the matched route template is known.
+        .layer(axum::middleware::from_fn_with_state(
+            request_metrics,
+            metrics::track_http,
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),
@@ -170,6 +195,7 @@ pub async fn serve_on(
         store,
         index,
         follower: status,
+        metrics: Default::default(),
     };
     let app = router(state, opts.request_timeout);
     let addr = listener.local_addr()?;

@@ -1,12 +1,14 @@
 //! KMT's HTTP API and command line.
 //!
 //! `routes` holds thin handlers; `app` builds the router and runs the
-//! server; `cli` implements the `kmt` subcommands.
+//! server; `metrics` serves Prometheus metrics; `cli` implements the `kmt`
+//! subcommands.
 
 pub mod app;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 

@@ -6,6 +6,8 @@ use engine::search::SearchIndex;
 use engine::store::Store;
 use indexer::FollowerStatus;
 
+use crate::metrics::Metrics;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -15,4 +17,6 @@ pub struct AppState {
     pub index: SearchIndex,
     /// The in-process follower's status (readiness, lag).
     pub follower: Arc<FollowerStatus>,
+    /// Request and search metrics, rendered by `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }

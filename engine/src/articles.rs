@@ -29,9 +29,10 @@ pub async fn get(store: &Store, p: &Principal, key: &str) -> Result<Article> {
     }
 }
 
-/// Statuses an author may set without the publish permission.
+/// Statuses an author may set without the publish permission: only draft
+/// (review starts with a submission, which also opens the review task).
 fn author_may_set(s: Status) -> bool {
-    matches!(s, Status::Draft | Status::InReview)
+    s == Status::Draft
 }
 
 /// Creates an article owned by the caller. Only publishers may create it
@@ -54,6 +55,21 @@ pub async fn update(
     let current = get(store, p, key).await?;
     if !p.can_edit(&current) {
         return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
+    }
+    // A live article changes content only through a reviewed draft; admins
+    // (migrations, corrections) and status changes by publishers (retire,
+    // needs update) are direct.
+    let content_change = patch.slug.is_some()
+        || patch.title.is_some()
+        || patch.summary.is_some()
+        || patch.body.is_some()
+        || patch.category.is_some()
+        || patch.tags.is_some()
+        || patch.audience.is_some();
+    if current.status.is_live() && content_change && !p.is_admin() {
+        return Err(Error::Conflict(format!(
+            "article {key} is published: save changes as a draft with PUT /v1/articles/{key}/draft, then submit it for review"
+        )));
     }
     let expected = patch.expected_version;
     let draft = ArticleDraft::from_article(&current).apply(patch)?;

@@ -8,8 +8,9 @@ pub mod import;
 pub mod model;
 pub mod search;
 pub mod store;
-pub mod users;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
+pub mod users;
+pub mod workflow;
 
 pub use error::{Error, ErrorKind, Result};

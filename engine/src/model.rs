@@ -509,6 +509,115 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// A pending revision of a live article: edits to a published article are
+/// saved here and reviewed while the published version stays live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkingCopy {
+    /// The live article this revises.
+    pub article_id: ArticleId,
+    /// Proposed title.
+    pub title: String,
+    /// Proposed summary.
+    pub summary: String,
+    /// Proposed body.
+    pub body: String,
+    /// Proposed category.
+    pub category: String,
+    /// Proposed tags.
+    pub tags: Vec<String>,
+    /// Proposed audience.
+    pub audience: Vec<String>,
+    /// Proposed review date.
+    pub review_due: Option<DateTime<Utc>>,
+    /// `draft` (being edited) or `in_review` (submitted).
+    pub status: Status,
+    /// Who last saved it.
+    pub author: String,
+    /// The last reviewer's note (set by a rejection).
+    pub note: Option<String>,
+    /// Last save.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a task asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Review a submitted article or revision.
+    Review,
+    /// Update an article (review date passed, feedback).
+    Update,
+}
+
+impl TaskKind {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Review => "review",
+            TaskKind::Update => "update",
+        }
+    }
+}
+
+/// Whether a task is still to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// To do.
+    Open,
+    /// Done (decided, or made moot).
+    Done,
+}
+
+impl TaskStatus {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Open => "open",
+            TaskStatus::Done => "done",
+        }
+    }
+}
+
+/// A unit of work for a role or a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    /// Store-assigned id.
+    pub id: i64,
+    /// What to do.
+    pub kind: TaskKind,
+    /// The article concerned.
+    pub article_id: ArticleId,
+    /// The role whose members may do it.
+    pub assignee_role: Option<String>,
+    /// The person who must do it.
+    pub assignee_user: Option<String>,
+    /// Open or done.
+    pub status: TaskStatus,
+    /// The note left when it was closed (a rejection's reason).
+    pub note: Option<String>,
+    /// Who opened it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When it was closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Who closed it.
+    pub closed_by: Option<String>,
+}
+
+/// A reviewer's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Publish the submission.
+    Approve,
+    /// Send it back to its author.
+    Reject,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::model::{ArticleId, ChangeKind};
 use engine::search::{IndexUpdater, SearchIndex};
@@ -39,6 +39,46 @@ fn log_progress(done: u64, total: u64) {
     }
 }
 
+/// Upper bounds, in seconds, of the [`BatchDurations`] buckets: fine at the
+/// low end because a small incremental batch commits in milliseconds.
+pub const BATCH_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long applied batches took, counted per bucket with atomics so the
+/// follower never waits on a metrics scrape (the API renders it as a
+/// Prometheus histogram).
+#[derive(Debug, Default)]
+pub struct BatchDurations {
+    /// Per bucket of [`BATCH_BUCKETS`], not cumulative; the extra last slot
+    /// counts batches slower than the last bound.
+    buckets: [AtomicU64; BATCH_BUCKETS.len() + 1],
+    /// Total time, in microseconds (integer, so a plain `fetch_add`).
+    sum_micros: AtomicU64,
+}
+
+impl BatchDurations {
+    /// Records one batch.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BATCH_BUCKETS.partition_point(|b| *b < secs);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Batches per bucket (not cumulative), the last slot being slower than
+    /// every bound.
+    pub fn counts(&self) -> [u64; BATCH_BUCKETS.len() + 1] {
+        std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed))
+    }
+
+    /// Total time of every recorded batch, in seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+}
+
 /// Live state of a follower, shared with `/readyz` and metrics.
 #[derive(Debug, Default)]
 pub struct FollowerStatus {
@@ -52,6 +92,8 @@ pub struct FollowerStatus {
     pub batches: AtomicU64,
     /// Full rebuilds since start.
     pub rebuilds: AtomicU64,
+    /// Durations of the batches counted in `batches`.
+    pub batch_durations: BatchDurations,
     /// The last error, cleared by the next successful catch-up.
     pub last_error: Mutex<Option<String>>,
 }
@@ -148,6 +190,7 @@ impl Follower {
     /// Loads the current state of `ids` and writes it to the index, then
     /// commits as covering `seq`.
     async fn apply(&mut self, ids: Vec<ArticleId>, seq: i64) -> Result<u64> {
+        let started = Instant::now();
         let mut seen = HashSet::new();
         let ids: Vec<ArticleId> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
         let n = ids.len() as u64;
@@ -172,6 +215,7 @@ impl Follower {
         .await??;
         self.status.checkpoint.store(seq, Ordering::Relaxed);
         self.status.batches.fetch_add(1, Ordering::Relaxed);
+        self.status.batch_durations.observe(started.elapsed());
         tracing::debug!(seq, articles = n, "index batch committed");
         Ok(n)
     }

@@ -6,3 +6,4 @@ pub mod audit;
 pub mod health;
 pub mod search;
 pub mod users;
+pub mod workflow;

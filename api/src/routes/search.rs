@@ -66,11 +66,14 @@ pub fn parse_request(p: &Params, default_sort: Sort) -> ApiResult<SearchRequest>
     Ok(req)
 }
 
-/// Runs a search on a blocking thread (tantivy is CPU-bound).
+/// Runs a search on a blocking thread (tantivy is CPU-bound) and records
+/// it in the search metrics (failed searches are not timed).
 pub async fn run(s: &AppState, auth: Auth, req: SearchRequest) -> ApiResult<SearchResults> {
     let index = s.index.clone();
     let principal = auth.0;
-    Ok(tokio::task::spawn_blocking(move || index.search(&principal, &req)).await??)
+    let res = tokio::task::spawn_blocking(move || index.search(&principal, &req)).await??;
+    s.metrics.observe_search(&res);
+    Ok(res)
 }
 
 /// `Server-Timing` header from the stage timings.

@@ -67,13 +67,28 @@ fn cases() -> Vec<Case> {
             allowed: writers,
             writes: true,
         },
-        // Edit an admin-owned article: publishers (reviewer, admin) only.
+        // A status change on an admin-owned article: publishers only.
         Case {
             method: Method::PUT,
             path: "/v1/articles/public-levy",
-            body: Some(json!({"summary": "- edited"})),
+            body: Some(json!({"status": "needs_update"})),
             allowed: &["rex", "admin"],
             writes: true,
+        },
+        // Proposing changes to a live article: anyone who writes.
+        Case {
+            method: Method::PUT,
+            path: "/v1/articles/public-levy/draft",
+            body: Some(json!({"summary": "- proposal"})),
+            allowed: writers,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/tasks",
+            body: None,
+            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            writes: false,
         },
         Case {
             method: Method::DELETE,

@@ -7,3 +7,5 @@ mod cli;
 mod harness;
 mod http;
 mod import;
+mod metrics;
+mod workflow;

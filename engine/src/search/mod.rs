@@ -270,6 +270,32 @@ impl SearchIndex {
         self.current.load().id
     }
 
+    /// Bytes on disk of the live generation's directory (0 for an index in
+    /// memory). Walks the directory, which holds a few dozen segment files,
+    /// so it is cheap but does blocking I/O. Files that vanish mid-walk (a
+    /// merge or commit removing them) count as 0 rather than failing.
+    pub fn size_bytes(&self) -> u64 {
+        let gen = self.current.load();
+        let Some(dir) = gen.dir.clone() else {
+            return 0;
+        };
+        let mut total = 0;
+        let mut pending = vec![dir];
+        while let Some(d) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                match e.metadata() {
+                    Ok(m) if m.is_dir() => pending.push(e.path()),
+                    Ok(m) => total += m.len(),
+                    Err(_) => {}
+                }
+            }
+        }
+        total
+    }
+
     /// Opens the writer of the live generation. Only one writer may exist
     /// per generation (tantivy holds a lock file); a second process gets
     /// `Error::Unavailable`.

@@ -2,8 +2,9 @@
 //! drift apart: validation of drafts, batches and users; batch planning
 //! (which records are new, changed or unchanged); the audit entries each
 //! write appends and how they are hash-chained; the JSON row sets that the
-//! set-based statements read; error mapping and messages; and the article a
-//! write returns without a round trip.
+//! set-based statements read; error mapping and messages; the review
+//! workflow's rules (what a submission or a decision changes); and the
+//! article a write returns without a round trip.
 //!
 //! What belongs here: whatever reads the same for both backends, so nothing
 //! that names a SQL dialect or a pool, connection, transaction or row type
@@ -23,7 +24,8 @@ use super::UpsertOutcome;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::{
-    limits, normalise_names, Article, ArticleDraft, ArticleId, Change, ChangeKind, Status,
+    limits, normalise_names, Article, ArticleDraft, ArticleId, Change, ChangeKind, Decision,
+    Status, TaskKind, TaskStatus, WorkingCopy,
 };
 
 /// The `articles` columns, in the order both stores select them.
@@ -31,6 +33,15 @@ pub(super) const ARTICLE_COLS: &str = "id, slug, title, summary, body, category,
      status, owner, version, created_at, updated_at, published_at, review_due";
 /// The `users` columns, in the order both stores select them.
 pub(super) const USER_COLS: &str = "id, username, display_name, roles, created_at";
+/// The `article_drafts` (working copy) columns, in the order both stores
+/// select them.
+pub(super) const COPY_COLS: &str = "article_id, title, summary, body, category, tags, audience, \
+     review_due, status, author, note, updated_at";
+/// The `tasks` columns, in the order both stores select them.
+pub(super) const TASK_COLS: &str = "id, kind, article_id, assignee_role, assignee_user, status, \
+     note, created_by, created_at, due_at, closed_at, closed_by";
+/// Most tasks one [`super::Store::list_tasks`] call returns.
+pub(super) const TASK_LIMIT: i64 = 1000;
 
 /// The current time at the precision both stores keep.
 pub(super) fn now() -> DateTime<Utc> {
@@ -111,6 +122,50 @@ pub(super) fn delete_entry(
         format!("article:{id}"),
         details,
     )
+}
+
+/// The audit entry of a saved working copy (its content stays out of the
+/// trail, like an article write's).
+pub(super) fn draft_save_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    id: ArticleId,
+    slug: &str,
+) -> PendingAudit {
+    let (target, details) = (format!("article:{id}"), json!({ "slug": slug }));
+    PendingAudit::new(actor, at, "article.draft_save", target, details)
+}
+
+/// The audit entry of a submission for review, which opened task `task`.
+pub(super) fn submit_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    id: ArticleId,
+    slug: &str,
+    task: i64,
+) -> PendingAudit {
+    let (target, details) = (
+        format!("article:{id}"),
+        json!({ "slug": slug, "task": task }),
+    );
+    PendingAudit::new(actor, at, "article.submit", target, details)
+}
+
+/// The audit entry of a review decision; `version` is the article's
+/// version after it (unchanged when a working copy was rejected).
+pub(super) fn decision_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    decision: Decision,
+    a: &Article,
+    note: Option<&str>,
+) -> PendingAudit {
+    let action = match decision {
+        Decision::Approve => "article.approve",
+        Decision::Reject => "article.reject",
+    };
+    let details = json!({ "slug": a.slug, "version": a.version, "note": note });
+    PendingAudit::new(actor, at, action, format!("article:{}", a.id), details)
 }
 
 /// The audit entry of a reindex request, whose outbox row is `seq`.
@@ -342,6 +397,141 @@ pub(super) fn check_version(a: &Article, expected: Option<i32>) -> Result<()> {
     }
 }
 
+/// Fails with `Invalid` unless the article is live: only a live article
+/// needs a working copy (any other is edited directly).
+pub(super) fn check_live(a: &Article) -> Result<()> {
+    if a.status.is_live() {
+        return Ok(());
+    }
+    let message = format!("article {} is {}: edit it directly", a.id, a.status);
+    Err(Error::invalid("status", message))
+}
+
+/// Fails with `Conflict` when the working copy is in review: saving over it
+/// would change what the reviewer is deciding on.
+pub(super) fn check_copy_editable(id: ArticleId, copy: Option<&WorkingCopy>) -> Result<()> {
+    match copy {
+        Some(c) if c.status == Status::InReview => Err(Error::Conflict(format!(
+            "article {id} has changes in review"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a submission for review changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Submission {
+    /// The working copy goes `in_review`; the live article is untouched.
+    Copy,
+    /// The article itself goes `in_review` as a new version.
+    Article,
+}
+
+/// Decides what submitting `a` (with its working copy, if any) changes.
+pub(super) fn plan_submission(a: &Article, copy: Option<&WorkingCopy>) -> Result<Submission> {
+    let already = || Error::Conflict(format!("article {} is already in review", a.id));
+    match (copy.map(|c| c.status), a.status) {
+        (Some(Status::InReview), _) => Err(already()),
+        (Some(_), _) => Ok(Submission::Copy),
+        (None, Status::Draft) => Ok(Submission::Article),
+        (None, Status::InReview) => Err(already()),
+        (None, s) => {
+            let message = format!(
+                "nothing to submit: article {} is {s} with no pending changes",
+                a.id
+            );
+            Err(Error::invalid("status", message))
+        }
+    }
+}
+
+/// What a review decision changes.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Outcome {
+    /// This working copy's content becomes a new published version and the
+    /// working copy is removed. Boxed: the other outcomes are a byte.
+    PublishCopy(Box<WorkingCopy>),
+    /// The working copy goes back to `draft`, keeping the note; the article
+    /// is untouched.
+    ReturnCopy,
+    /// The article itself takes this status as a new version.
+    SetStatus(Status),
+}
+
+/// Decides what `decision` on `a` (with its working copy, if any) changes.
+/// A working copy in review takes precedence: it is what was submitted.
+pub(super) fn plan_decision(
+    a: &Article,
+    copy: Option<WorkingCopy>,
+    decision: Decision,
+) -> Result<Outcome> {
+    let in_review = copy.filter(|c| c.status == Status::InReview);
+    match (decision, in_review) {
+        (Decision::Approve, Some(c)) => Ok(Outcome::PublishCopy(Box::new(c))),
+        (Decision::Reject, Some(_)) => Ok(Outcome::ReturnCopy),
+        _ if a.status != Status::InReview => Err(Error::Conflict(format!(
+            "article {} is not in review",
+            a.id
+        ))),
+        (Decision::Approve, None) => Ok(Outcome::SetStatus(Status::Published)),
+        (Decision::Reject, None) => Ok(Outcome::SetStatus(Status::Draft)),
+    }
+}
+
+/// The article `a` with the working copy's content, published. The slug
+/// stays: a working copy revises content, not the article's address.
+pub(super) fn copy_draft(a: &Article, c: &WorkingCopy) -> ArticleDraft {
+    ArticleDraft {
+        slug: a.slug.clone(),
+        title: c.title.clone(),
+        summary: c.summary.clone(),
+        body: c.body.clone(),
+        category: c.category.clone(),
+        tags: c.tags.clone(),
+        audience: c.audience.clone(),
+        status: Status::Published,
+        review_due: c.review_due,
+    }
+}
+
+/// The article `a` unchanged but for its status.
+pub(super) fn status_draft(a: &Article, status: Status) -> ArticleDraft {
+    ArticleDraft {
+        status,
+        ..ArticleDraft::from_article(a)
+    }
+}
+
+/// The working copy just saved from `d`, built without a round trip. The
+/// draft's slug and status are not kept (see [`copy_draft`]).
+pub(super) fn stored_copy(
+    id: ArticleId,
+    d: ArticleDraft,
+    author: &str,
+    updated_at: DateTime<Utc>,
+) -> WorkingCopy {
+    WorkingCopy {
+        article_id: id,
+        title: d.title,
+        summary: d.summary,
+        body: d.body,
+        category: d.category,
+        tags: d.tags,
+        audience: d.audience,
+        review_due: d.review_due.map(trunc_micros),
+        status: Status::Draft,
+        author: author.to_string(),
+        note: None,
+        updated_at,
+    }
+}
+
+/// Whether a task query filters by assignee: with no roles and no user it
+/// returns every task (see [`super::TaskFilter`]).
+pub(super) fn filters_assignee(f: &super::TaskFilter) -> bool {
+    !f.roles.is_empty() || f.username.is_some()
+}
+
 /// Whether a token's last use is worth recording (at most once a minute).
 pub(super) fn last_use_is_stale(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     last.is_none_or(|t| t < last_use_cutoff(now))
@@ -420,6 +610,22 @@ pub(super) fn no_id() -> Error {
 pub(super) fn parse_status(s: &str) -> Result<Status> {
     s.parse()
         .map_err(|_| Error::Corrupt(format!("unknown stored status {s:?}")))
+}
+
+/// Parses a stored task kind.
+pub(super) fn parse_task_kind(s: &str) -> Result<TaskKind> {
+    [TaskKind::Review, TaskKind::Update]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| Error::Corrupt(format!("unknown stored task kind {s:?}")))
+}
+
+/// Parses a stored task status.
+pub(super) fn parse_task_status(s: &str) -> Result<TaskStatus> {
+    [TaskStatus::Open, TaskStatus::Done]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| Error::Corrupt(format!("unknown stored task status {s:?}")))
 }
 
 /// The stored article just written from `d`, built without a round trip.

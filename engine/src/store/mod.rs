@@ -21,7 +21,10 @@ use std::time::Duration;
 
 use crate::auth::Principal;
 use crate::error::Result;
-use crate::model::{Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, User};
+use crate::model::{
+    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, Decision, Task, User,
+    WorkingCopy,
+};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -44,6 +47,19 @@ pub struct AuditFilter {
     pub after_id: i64,
     /// Most rows to return.
     pub limit: i64,
+}
+
+/// Filter for [`Store::list_tasks`].
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Tasks assigned to any of these roles ...
+    pub roles: Vec<String>,
+    /// ... or to this user. With no roles and no user: every task (admins).
+    pub username: Option<String>,
+    /// Only tasks of this article.
+    pub article_id: Option<ArticleId>,
+    /// Include done tasks (newest first after the open ones).
+    pub include_done: bool,
 }
 
 /// The system of record.
@@ -218,6 +234,60 @@ impl Store {
     /// Audit rows in chain order.
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
         dispatch!(self, s => s.list_audit(filter).await)
+    }
+
+    /// Saves a pending revision of a live (published or needs_update)
+    /// article as its working copy (status `draft`, note cleared, author =
+    /// actor), replacing any earlier one. Nothing is indexed. `NotFound` for
+    /// a missing article; `Invalid` (field `status`) when the article is not
+    /// live; `Conflict` when the working copy is in review.
+    pub async fn save_working_copy(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        draft: ArticleDraft,
+    ) -> Result<WorkingCopy> {
+        dispatch!(self, s => s.save_working_copy(actor, id, draft).await)
+    }
+
+    /// The working copy of an article, if any.
+    pub async fn get_working_copy(&self, id: ArticleId) -> Result<Option<WorkingCopy>> {
+        dispatch!(self, s => s.get_working_copy(id).await)
+    }
+
+    /// Submits an article for review in one transaction: its working copy
+    /// (must be `draft`) goes `in_review`; or, without a working copy, the
+    /// article itself (must be `draft`) goes `in_review` as a new version.
+    /// Opens a review task for `approver_role`. `Conflict` when already in
+    /// review; `Invalid` when there is nothing to submit.
+    pub async fn submit_for_review(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        approver_role: &str,
+        due_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Task> {
+        dispatch!(self, s => s.submit_for_review(actor, id, approver_role, due_at).await)
+    }
+
+    /// Decides a review in one transaction. Approve: the working copy's
+    /// content becomes a new published version (working copy removed), or
+    /// an in-review article becomes published. Reject: the working copy (or
+    /// article) goes back to `draft`, keeping `note`. Closes the article's
+    /// open review tasks with the note. `Conflict` when nothing is in review.
+    pub async fn decide_review(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        decision: Decision,
+        note: Option<&str>,
+    ) -> Result<Article> {
+        dispatch!(self, s => s.decide_review(actor, id, decision, note).await)
+    }
+
+    /// Tasks matching the filter: open ones first (oldest first), then done.
+    pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.list_tasks(filter).await)
     }
 
     /// A signal fired after each committed write, plus a poll interval that

@@ -8,8 +8,14 @@
 //! `NOTIFY kmt_outbox`; a background listener turns notifications from any
 //! process into [`Notify`] wake-ups.
 //!
-//! The rules both stores share (validation, batch planning, audit chaining)
-//! live in the private `common` module (`store/common.rs`).
+//! The review workflow's writes (working copies, submissions, decisions)
+//! follow the same pattern: one locked transaction that reads the article
+//! `FOR UPDATE`, writes any new version through the same helpers as
+//! [`PgStore::update_article`], and appends its audit row.
+//!
+//! The rules both stores share (validation, batch planning, audit chaining,
+//! what a submission or decision changes) live in the private `common`
+//! module (`store/common.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -20,19 +26,24 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
+use super::audit::trunc_micros;
 use super::common::{
     article_not_found, audit_limit, batch_conflict_or, chained_json, change, check_batch,
-    check_version, conflict_or, delete_entry, entry, last_use_cutoff, last_use_is_stale, no_id,
-    normalise_roles, now, parse_status, published_at, reindex_entry, rows_json, set_roles_entry,
-    signal, stored, token_conflict_or, token_entry, token_principal, user_create_entry,
-    user_not_found, username_conflict_or, validate_username, ArticleRow, BatchPlan, PendingAudit,
-    ARTICLE_COLS, USER_COLS,
+    check_copy_editable, check_live, check_version, conflict_or, copy_draft, decision_entry,
+    delete_entry, draft_save_entry, entry, filters_assignee, last_use_cutoff, last_use_is_stale,
+    no_id, normalise_roles, now, parse_status, parse_task_kind, parse_task_status, plan_decision,
+    plan_submission, published_at, reindex_entry, rows_json, set_roles_entry, signal, status_draft,
+    stored, stored_copy, submit_entry, token_conflict_or, token_entry, token_principal,
+    user_create_entry, user_not_found, username_conflict_or, validate_username, ArticleRow,
+    BatchPlan, Outcome, PendingAudit, Submission, ARTICLE_COLS, COPY_COLS, TASK_COLS, TASK_LIMIT,
+    USER_COLS,
 };
-use super::{AuditFilter, UpsertOutcome};
+use super::{AuditFilter, TaskFilter, UpsertOutcome};
 use crate::auth::Principal;
 use crate::error::Result;
 use crate::model::{
-    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, ChangeKind, User,
+    validate_name, Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change,
+    ChangeKind, Decision, Status, Task, TaskKind, TaskStatus, User, WorkingCopy,
 };
 
 /// Key of the advisory lock that serialises writers (any fixed constant).
@@ -130,21 +141,13 @@ impl PgStore {
         draft.validate()?;
         let now = now();
         let mut tx = self.begin_write().await?;
-        let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE id = $1 FOR UPDATE");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
-        let old = row.as_ref().map(article_from_row).transpose()?;
-        let old = old.ok_or_else(|| article_not_found(id))?;
+        let old = lock_article(&mut tx, id).await?;
         check_version(&old, expected_version)?;
-        let published = published_at(old.published_at, draft.status, now);
-        let row = ArticleRow::new(id, &draft, published);
-        let updated = update_rows(&mut tx, &[row], now).await;
-        updated.map_err(|e| conflict_or(e, &draft.slug))?;
-        write_side_rows(&mut tx, &[id], &actor.username, now).await?;
-        let version = old.version + 1;
-        let entry = entry(actor, now, "article.update", id, &draft.slug, version);
+        let article = write_version(&mut tx, &old, draft, &actor.username, now).await?;
+        let (slug, version) = (&article.slug, article.version);
+        let entry = entry(actor, now, "article.update", id, slug, version);
         self.finish(tx, vec![entry]).await?;
-        let (owner, created) = (&old.owner, old.created_at);
-        Ok(stored(id, draft, owner, version, created, now, published))
+        Ok(article)
     }
 
     /// See [`super::Store::delete_article`].
@@ -416,6 +419,177 @@ impl PgStore {
         rows.iter().map(entry).collect()
     }
 
+    /// See [`super::Store::save_working_copy`].
+    pub async fn save_working_copy(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        draft: ArticleDraft,
+    ) -> Result<WorkingCopy> {
+        draft.validate()?;
+        let now = now();
+        let mut tx = self.begin_write().await?;
+        let article = lock_article(&mut tx, id).await?;
+        check_live(&article)?;
+        check_copy_editable(id, working_copy(&mut tx, id).await?.as_ref())?;
+        let copy = stored_copy(id, draft, &actor.username, now);
+        let sql = "INSERT INTO article_drafts (article_id, title, summary, body, category, tags, \
+                   audience, review_due, status, author, note, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11) \
+                   ON CONFLICT (article_id) DO UPDATE SET title = EXCLUDED.title, \
+                   summary = EXCLUDED.summary, body = EXCLUDED.body, \
+                   category = EXCLUDED.category, tags = EXCLUDED.tags, \
+                   audience = EXCLUDED.audience, review_due = EXCLUDED.review_due, \
+                   status = EXCLUDED.status, author = EXCLUDED.author, note = NULL, \
+                   updated_at = EXCLUDED.updated_at";
+        let query = sqlx::query(sql)
+            .bind(id)
+            .bind(&copy.title)
+            .bind(&copy.summary)
+            .bind(&copy.body)
+            .bind(&copy.category)
+            .bind(&copy.tags)
+            .bind(&copy.audience)
+            .bind(copy.review_due)
+            .bind(copy.status.as_str())
+            .bind(&copy.author)
+            .bind(now);
+        query.execute(&mut *tx).await?;
+        // No outbox row: nothing searchable changed until it is approved.
+        let entry = draft_save_entry(actor, now, id, &article.slug);
+        self.finish(tx, vec![entry]).await?;
+        Ok(copy)
+    }
+
+    /// See [`super::Store::get_working_copy`].
+    pub async fn get_working_copy(&self, id: ArticleId) -> Result<Option<WorkingCopy>> {
+        let sql = format!("SELECT {COPY_COLS} FROM article_drafts WHERE article_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(copy_from_row).transpose()
+    }
+
+    /// See [`super::Store::submit_for_review`].
+    pub async fn submit_for_review(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        approver_role: &str,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<Task> {
+        validate_name("approver_role", approver_role)?;
+        let now = now();
+        let mut tx = self.begin_write().await?;
+        let article = lock_article(&mut tx, id).await?;
+        let copy = working_copy(&mut tx, id).await?;
+        match plan_submission(&article, copy.as_ref())? {
+            Submission::Copy => {
+                let sql = "UPDATE article_drafts SET status = $2 WHERE article_id = $1";
+                let query = sqlx::query(sql).bind(id).bind(Status::InReview.as_str());
+                query.execute(&mut *tx).await?;
+            }
+            Submission::Article => {
+                let draft = status_draft(&article, Status::InReview);
+                write_version(&mut tx, &article, draft, &actor.username, now).await?;
+            }
+        }
+        let sql = format!(
+            "INSERT INTO tasks (kind, article_id, assignee_role, status, created_by, created_at, \
+             due_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TASK_COLS}"
+        );
+        let query = sqlx::query(&sql)
+            .bind(TaskKind::Review.as_str())
+            .bind(id)
+            .bind(approver_role)
+            .bind(TaskStatus::Open.as_str())
+            .bind(&actor.username)
+            .bind(now)
+            .bind(due_at.map(trunc_micros));
+        let task = task_from_row(&query.fetch_one(&mut *tx).await?)?;
+        let entry = submit_entry(actor, now, id, &article.slug, task.id);
+        self.finish(tx, vec![entry]).await?;
+        Ok(task)
+    }
+
+    /// See [`super::Store::decide_review`].
+    pub async fn decide_review(
+        &self,
+        actor: &Principal,
+        id: ArticleId,
+        decision: Decision,
+        note: Option<&str>,
+    ) -> Result<Article> {
+        let now = now();
+        let mut tx = self.begin_write().await?;
+        let old = lock_article(&mut tx, id).await?;
+        let copy = working_copy(&mut tx, id).await?;
+        let article = match plan_decision(&old, copy, decision)? {
+            Outcome::PublishCopy(copy) => {
+                let draft = copy_draft(&old, &copy);
+                // The version is the copy author's work; the reviewer is in
+                // the audit row.
+                let article = write_version(&mut tx, &old, draft, &copy.author, now).await?;
+                let delete = sqlx::query("DELETE FROM article_drafts WHERE article_id = $1");
+                delete.bind(id).execute(&mut *tx).await?;
+                article
+            }
+            Outcome::ReturnCopy => {
+                let sql = "UPDATE article_drafts SET status = $2, note = $3 WHERE article_id = $1";
+                let query = sqlx::query(sql)
+                    .bind(id)
+                    .bind(Status::Draft.as_str())
+                    .bind(note);
+                query.execute(&mut *tx).await?;
+                old
+            }
+            Outcome::SetStatus(status) => {
+                let draft = status_draft(&old, status);
+                write_version(&mut tx, &old, draft, &actor.username, now).await?
+            }
+        };
+        let sql = "UPDATE tasks SET status = $3, note = $4, closed_at = $5, closed_by = $6 \
+                   WHERE article_id = $1 AND kind = $2 AND status = $7";
+        let query = sqlx::query(sql)
+            .bind(id)
+            .bind(TaskKind::Review.as_str())
+            .bind(TaskStatus::Done.as_str())
+            .bind(note)
+            .bind(now)
+            .bind(&actor.username)
+            .bind(TaskStatus::Open.as_str());
+        query.execute(&mut *tx).await?;
+        let entry = decision_entry(actor, now, decision, &article, note);
+        self.finish(tx, vec![entry]).await?;
+        Ok(article)
+    }
+
+    /// See [`super::Store::list_tasks`].
+    pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        // Open tasks oldest first (the queue), then done ones newest first.
+        let sql = format!(
+            "SELECT {TASK_COLS} FROM tasks \
+             WHERE ($1 OR status = 'open') \
+               AND ($2::bigint IS NULL OR article_id = $2) \
+               AND (NOT $3 OR assignee_role = ANY($4) OR assignee_user = $5) \
+             ORDER BY status = 'open' DESC, \
+                      CASE WHEN status = 'open' THEN created_at END, \
+                      CASE WHEN status = 'open' THEN id END, \
+                      created_at DESC, id DESC \
+             LIMIT $6"
+        );
+        let query = sqlx::query(&sql)
+            .bind(filter.include_done)
+            .bind(filter.article_id)
+            .bind(filters_assignee(filter))
+            .bind(&filter.roles)
+            .bind(filter.username.as_deref())
+            .bind(TASK_LIMIT);
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
     /// See [`super::Store::change_signal`]. Fired by this process's writes and
     /// by `NOTIFY`s from any process; the poll interval covers notifications
     /// lost while the listener reconnects.
@@ -473,6 +647,41 @@ async fn connect_listener(pool: &PgPool) -> sqlx::Result<PgListener> {
     let mut l = PgListener::connect_with(pool).await?;
     l.listen(CHANNEL).await?;
     Ok(l)
+}
+
+/// Reads an article for a write, locking its row; `NotFound` if missing.
+async fn lock_article(tx: &mut Tx, id: ArticleId) -> Result<Article> {
+    let sql = format!("SELECT {ARTICLE_COLS} FROM articles WHERE id = $1 FOR UPDATE");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    let old = row.as_ref().map(article_from_row).transpose()?;
+    old.ok_or_else(|| article_not_found(id))
+}
+
+/// Writes `draft` over `old` as its next version (the version row by
+/// `author`, an `upsert` outbox row) and returns the stored article.
+async fn write_version(
+    tx: &mut Tx,
+    old: &Article,
+    draft: ArticleDraft,
+    author: &str,
+    now: DateTime<Utc>,
+) -> Result<Article> {
+    let published = published_at(old.published_at, draft.status, now);
+    let row = ArticleRow::new(old.id, &draft, published);
+    let updated = update_rows(tx, &[row], now).await;
+    updated.map_err(|e| conflict_or(e, &draft.slug))?;
+    write_side_rows(tx, &[old.id], author, now).await?;
+    let (id, owner, created) = (old.id, &old.owner, old.created_at);
+    let version = old.version + 1;
+    Ok(stored(id, draft, owner, version, created, now, published))
+}
+
+/// The working copy of an article, read inside a write (the article's row
+/// lock covers it).
+async fn working_copy(tx: &mut Tx, id: ArticleId) -> Result<Option<WorkingCopy>> {
+    let sql = format!("SELECT {COPY_COLS} FROM article_drafts WHERE article_id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(copy_from_row).transpose()
 }
 
 /// Inserts new articles (version 1) owned by `owner`; returns id by slug.
@@ -595,5 +804,39 @@ fn user_from_row(r: &PgRow) -> Result<User> {
         display_name,
         roles,
         created_at,
+    })
+}
+
+fn copy_from_row(r: &PgRow) -> Result<WorkingCopy> {
+    Ok(WorkingCopy {
+        article_id: r.try_get("article_id")?,
+        title: r.try_get("title")?,
+        summary: r.try_get("summary")?,
+        body: r.try_get("body")?,
+        category: r.try_get("category")?,
+        tags: r.try_get("tags")?,
+        audience: r.try_get("audience")?,
+        review_due: r.try_get("review_due")?,
+        status: parse_status(r.try_get("status")?)?,
+        author: r.try_get("author")?,
+        note: r.try_get("note")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn task_from_row(r: &PgRow) -> Result<Task> {
+    Ok(Task {
+        id: r.try_get("id")?,
+        kind: parse_task_kind(r.try_get("kind")?)?,
+        article_id: r.try_get("article_id")?,
+        assignee_role: r.try_get("assignee_role")?,
+        assignee_user: r.try_get("assignee_user")?,
+        status: parse_task_status(r.try_get("status")?)?,
+        note: r.try_get("note")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        due_at: r.try_get("due_at")?,
+        closed_at: r.try_get("closed_at")?,
+        closed_by: r.try_get("closed_by")?,
     })
 }

@@ -1,0 +1,223 @@
+//! The review workflow end to end over HTTP.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::{Backend, TestServer};
+
+async fn call(
+    s: &TestServer,
+    m: Method,
+    path: &str,
+    user: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = s.req(m, path, Some(user));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn search_total(s: &TestServer, user: &str, q: &str) -> u64 {
+    s.get_json(&format!("/v1/search?q={q}"), Some(user)).await.1["total"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+async fn wait_total(s: &TestServer, user: &str, q: &str, want: u64) {
+    let t0 = Instant::now();
+    while search_total(s, user, q).await != want {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "{q:?} never reached {want} hits for {user}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// submit → reject with note → resubmit → approve → searchable; the
+/// published version stays live while the next draft is reviewed.
+async fn workflow(backend: Backend) {
+    let mut s = TestServer::start(backend).await;
+    s.add_user("rex", &["reviewer"]).await;
+    s.add_user("rita", &["reviewer"]).await;
+    let a = "/v1/articles/garnish-guide";
+    let (code, v) = call(
+        &s,
+        Method::POST,
+        "/v1/articles",
+        "alice",
+        Some(json!({
+        "slug": "garnish-guide", "title": "Wage garnishment guide", "category": "collections",
+        "body": "Send the employer the order."})),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["status"], "draft");
+    // Authors cannot skip review.
+    let (code, _) = call(
+        &s,
+        Method::PUT,
+        a,
+        "alice",
+        Some(json!({"status": "published"})),
+    )
+    .await;
+    assert_eq!(code, 403);
+    let (code, task) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    assert_eq!(code, 201, "{task}");
+    assert_eq!(
+        (task["kind"].as_str(), task["assignee_role"].as_str()),
+        (Some("review"), Some("reviewer"))
+    );
+    let (code, _) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    assert_eq!(code, 409, "already in review");
+    // The reviewer sees the task; viewers see neither task nor article.
+    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rex", None).await;
+    assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
+    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "vera", None).await;
+    assert_eq!(tasks, json!([]));
+    assert_eq!(search_total(&s, "vera", "garnishment").await, 0);
+    // Reject needs a note; the author cannot decide.
+    let (code, _) = call(
+        &s,
+        Method::POST,
+        &format!("{a}/reject"),
+        "rex",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    let (code, _) = call(&s, Method::POST, &format!("{a}/approve"), "alice", None).await;
+    assert_eq!(code, 403);
+    let (code, v) = call(
+        &s,
+        Method::POST,
+        &format!("{a}/reject"),
+        "rex",
+        Some(json!({"note": "name the form number"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "draft");
+    let (_, done) = call(
+        &s,
+        Method::GET,
+        "/v1/tasks?include_done=true",
+        "alice",
+        None,
+    )
+    .await;
+    let _ = done;
+    let (_, all) = call(
+        &s,
+        Method::GET,
+        "/v1/tasks?include_done=true",
+        "admin",
+        None,
+    )
+    .await;
+    assert_eq!(all[0]["note"], "name the form number", "{all}");
+    // Fix, resubmit, approve: published and searchable.
+    let (code, _) = call(
+        &s,
+        Method::PUT,
+        a,
+        "alice",
+        Some(json!({"body": "Send the employer Form WR-420."})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    assert_eq!(code, 201);
+    let (code, v) = call(&s, Method::POST, &format!("{a}/approve"), "rex", None).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "published");
+    wait_total(&s, "vera", "wr-420", 1).await;
+
+    // Editing the published article: the live version stays until approval.
+    let (code, v) = call(
+        &s,
+        Method::PUT,
+        a,
+        "alice",
+        Some(json!({"body": "Use Form WR-777."})),
+    )
+    .await;
+    assert_eq!(
+        code, 409,
+        "content edits of live articles go through a draft: {v}"
+    );
+    let (code, wc) = call(
+        &s,
+        Method::PUT,
+        &format!("{a}/draft"),
+        "alice",
+        Some(json!({"body": "Use Form WR-777 now."})),
+    )
+    .await;
+    assert_eq!(code, 200, "{wc}");
+    assert_eq!(wc["status"], "draft");
+    let (_, live) = s.get_json(a, Some("vera")).await;
+    assert!(live["body"].as_str().unwrap().contains("WR-420"));
+    let (code, _) = call(&s, Method::GET, &format!("{a}/draft"), "vera", None).await;
+    assert_eq!(code, 403, "viewers cannot see drafts");
+    let (code, _) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    assert_eq!(code, 201);
+    assert_eq!(search_total(&s, "vera", "wr-777").await, 0);
+    assert_eq!(
+        search_total(&s, "vera", "wr-420").await,
+        1,
+        "the published version stays live in review"
+    );
+    let (code, v) = call(
+        &s,
+        Method::POST,
+        &format!("{a}/approve"),
+        "rita",
+        Some(json!({"note": "thanks"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["body"].as_str().unwrap().contains("WR-777"));
+    wait_total(&s, "vera", "wr-777", 1).await;
+    wait_total(&s, "vera", "wr-420", 0).await;
+    let (code, _) = call(&s, Method::GET, &format!("{a}/draft"), "alice", None).await;
+    assert_eq!(code, 404, "the draft was consumed");
+    let (_, versions) = s.get_json(&format!("{a}/versions"), Some("vera")).await;
+    let statuses: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            "draft",
+            "in_review",
+            "draft",
+            "draft",
+            "in_review",
+            "published",
+            "published"
+        ]
+    );
+    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rex", None).await;
+    assert_eq!(tasks, json!([]), "decided tasks are closed");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_4_review_workflow_sqlite() {
+    workflow(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_4_review_workflow_postgres() {
+    workflow(Backend::Postgres).await;
+}

@@ -1,0 +1,169 @@
+//! The review workflow: drafts of live articles, submission, approval and
+//! rejection, and the tasks that carry them.
+//!
+//! A new article is written as a draft in place and published by approval.
+//! A published article stays live while its next revision — the *working
+//! copy* — is drafted and reviewed; approval writes the working copy as a
+//! new published version. Reviewers may not decide their own submissions
+//! (admins may). Rules per category (approver role, intervals, mandatory
+//! fields) and escalations come with the rules work; until then the
+//! approver role is `reviewer` and a review is due in [`REVIEW_DAYS`] days.
+
+use chrono::{Duration, Utc};
+
+use crate::articles;
+use crate::auth::{roles, Permission, Principal};
+use crate::error::{Error, Result};
+use crate::model::{Article, ArticleDraft, ArticlePatch, Decision, Task, WorkingCopy};
+use crate::store::{Store, TaskFilter};
+
+/// Days a reviewer has for a review task.
+pub const REVIEW_DAYS: i64 = 7;
+/// Longest reviewer note.
+const MAX_NOTE: usize = 4000;
+
+fn draft_of(wc: &WorkingCopy, slug: &str, status: crate::model::Status) -> ArticleDraft {
+    ArticleDraft {
+        slug: slug.to_string(),
+        title: wc.title.clone(),
+        summary: wc.summary.clone(),
+        body: wc.body.clone(),
+        category: wc.category.clone(),
+        tags: wc.tags.clone(),
+        audience: wc.audience.clone(),
+        status,
+        review_due: wc.review_due,
+    }
+}
+
+/// Saves changes to a live article as its working copy (the published
+/// version stays live). Starts from the existing working copy, if any.
+pub async fn save_draft(
+    store: &Store,
+    p: &Principal,
+    key: &str,
+    patch: ArticlePatch,
+) -> Result<WorkingCopy> {
+    let current = articles::get(store, p, key).await?;
+    if !current.status.is_live() {
+        return Err(Error::invalid(
+            "status",
+            format!("article {key} is {} and not published: edit it directly with PUT /v1/articles/{key}", current.status),
+        ));
+    }
+    if patch.status.is_some() || patch.slug.is_some() {
+        return Err(Error::invalid(
+            if patch.status.is_some() {
+                "status"
+            } else {
+                "slug"
+            },
+            "a draft changes content only; status and slug change on the article itself",
+        ));
+    }
+    let existing = store.get_working_copy(current.id).await?;
+    if let Some(wc) = &existing {
+        if wc.author != p.username && !p.has(Permission::ArticlePublish) {
+            return Err(Error::Conflict(format!(
+                "{} is editing a draft of article {key}",
+                wc.author
+            )));
+        }
+    }
+    let base = match &existing {
+        Some(wc) => draft_of(wc, &current.slug, current.status),
+        None => ArticleDraft::from_article(&current),
+    };
+    let draft = base.apply(patch)?;
+    store.save_working_copy(p, current.id, draft).await
+}
+
+/// The working copy of an article, for its author, the article's owner and
+/// publishers; others are told there is none.
+pub async fn get_draft(store: &Store, p: &Principal, key: &str) -> Result<WorkingCopy> {
+    let current = articles::get(store, p, key).await?;
+    match store.get_working_copy(current.id).await? {
+        Some(wc)
+            if wc.author == p.username
+                || current.owner == p.username
+                || p.has(Permission::ArticlePublish) =>
+        {
+            Ok(wc)
+        }
+        _ => Err(Error::NotFound(format!("draft of article {key}"))),
+    }
+}
+
+/// Submits the article's draft (its working copy, or the article itself
+/// when it has never been published) for review.
+pub async fn submit(store: &Store, p: &Principal, key: &str) -> Result<Task> {
+    let current = articles::get(store, p, key).await?;
+    let wc = store.get_working_copy(current.id).await?;
+    let submitter_ok = current.owner == p.username
+        || wc.as_ref().is_some_and(|w| w.author == p.username)
+        || p.has(Permission::ArticlePublish);
+    if !submitter_ok {
+        return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
+    }
+    let due = Utc::now() + Duration::days(REVIEW_DAYS);
+    store
+        .submit_for_review(p, current.id, roles::REVIEWER, Some(due))
+        .await
+}
+
+/// Approves or rejects what is in review. A rejection needs a note that
+/// tells the author what to fix; nobody but an admin decides their own
+/// submission.
+pub async fn decide(
+    store: &Store,
+    p: &Principal,
+    key: &str,
+    decision: Decision,
+    note: Option<String>,
+) -> Result<Article> {
+    let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.len() > MAX_NOTE) {
+        return Err(Error::invalid(
+            "note",
+            format!("must be at most {MAX_NOTE} bytes"),
+        ));
+    }
+    if decision == Decision::Reject && note.is_none() {
+        return Err(Error::invalid(
+            "note",
+            "say why, so the author knows what to fix",
+        ));
+    }
+    let current = articles::get(store, p, key).await?;
+    let submitter = match store.get_working_copy(current.id).await? {
+        Some(wc) => wc.author,
+        None => current.owner.clone(),
+    };
+    if submitter == p.username && !p.is_admin() {
+        return Err(Error::Conflict(
+            "you submitted this; another reviewer must decide it".into(),
+        ));
+    }
+    store
+        .decide_review(p, current.id, decision, note.as_deref())
+        .await
+}
+
+/// Open tasks for the caller: those of their roles and their own; admins
+/// see every task.
+pub async fn tasks(store: &Store, p: &Principal, include_done: bool) -> Result<Vec<Task>> {
+    let filter = if p.is_admin() {
+        TaskFilter {
+            include_done,
+            ..Default::default()
+        }
+    } else {
+        TaskFilter {
+            roles: p.roles.clone(),
+            username: Some(p.username.clone()),
+            article_id: None,
+            include_done,
+        }
+    };
+    store.list_tasks(&filter).await
+}
