@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 
 use crate::error::problem;
 use crate::metrics;
-use crate::routes::{articles, audit, health, search, users, workflow};
+use crate::routes::{articles, audit, health, rules, search, users, workflow};
 use crate::state::AppState;
 
 /// Largest accepted request body (an article body may be 2 MiB).
@@ -34,11 +34,12 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         health::healthz, health::readyz, search::search,
         articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::diff, articles::revert,
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
+        rules::list, rules::effective, rules::history, rules::save,
         audit::list, users::me, users::list, users::create, users::set_roles, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "search"), (name = "articles"), (name = "workflow"), (name = "users"), (name = "operations")),
+    tags((name = "search"), (name = "articles"), (name = "workflow"), (name = "rules"), (name = "users"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -94,6 +95,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/articles/{id}/approve", post(workflow::approve))
         .route("/v1/articles/{id}/reject", post(workflow::reject))
         .route("/v1/tasks", get(workflow::tasks))
+        .route("/v1/rules", get(rules::list))
+        .route("/v1/rules/{category}", get(rules::effective).put(rules::save))
+        .route("/v1/rules/{category}/history", get(rules::history))
         .route("/v1/audit", get(audit::list))
         .route("/v1/me", get(users::me))
         .route("/v1/users", get(users::list).post(users::create))

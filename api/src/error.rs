@@ -53,6 +53,9 @@ pub struct Problem {
     /// The offending field, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every field at fault, when several are (rule violations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<engine::error::FieldFault>>,
 }
 
 /// The one table from error kind to HTTP status.
@@ -70,6 +73,16 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 
 /// Builds a problem response.
 pub fn problem(status: StatusCode, detail: String, field: Option<String>) -> Response {
+    problem_with(status, detail, field, None)
+}
+
+/// Builds a problem response listing several faulty fields.
+pub fn problem_with(
+    status: StatusCode,
+    detail: String,
+    field: Option<String>,
+    errors: Option<Vec<engine::error::FieldFault>>,
+) -> Response {
     let title = status.canonical_reason().unwrap_or("Error").to_string();
     let slug = title.to_lowercase().replace(' ', "-");
     let body = Problem {
@@ -78,6 +91,7 @@ pub fn problem(status: StatusCode, detail: String, field: Option<String>) -> Res
         status: status.as_u16(),
         detail,
         field,
+        errors,
     };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut().insert(
@@ -112,7 +126,11 @@ impl IntoResponse for ApiError {
                     engine::Error::Invalid { field, .. } => Some(field.clone()),
                     _ => None,
                 };
-                problem(status, e.to_string(), field)
+                let errors = match &e {
+                    engine::Error::RuleViolations(f) => Some(f.clone()),
+                    _ => None,
+                };
+                problem_with(status, e.to_string(), field, errors)
             }
             ApiError::Task(e) => {
                 tracing::error!(error = %e, "request task failed");

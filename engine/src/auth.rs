@@ -45,6 +45,8 @@ pub enum Permission {
     UserAdmin,
     /// Read the audit trail.
     AuditRead,
+    /// Define category rules and escalation paths.
+    RuleAdmin,
 }
 
 impl Permission {
@@ -58,6 +60,7 @@ impl Permission {
             Permission::Import => "import",
             Permission::UserAdmin => "user.admin",
             Permission::AuditRead => "audit.read",
+            Permission::RuleAdmin => "rule.admin",
         }
     }
 }
@@ -89,6 +92,7 @@ pub const ROLE_PERMISSIONS: &[(&str, &[Permission])] = &[
             Permission::Import,
             Permission::UserAdmin,
             Permission::AuditRead,
+            Permission::RuleAdmin,
         ],
     ),
 ];

@@ -15,6 +15,9 @@ pub enum Error {
         /// What is wrong with it, phrased for the person who sent it.
         message: String,
     },
+    /// Several fields break the category's rules; every fault is listed.
+    #[error("{} field(s) break the rules: {}", .0.len(), .0.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+    RuleViolations(Vec<FieldFault>),
     /// The request refers to something that does not exist (or that the
     /// caller may not know exists: readers without access see the same).
     #[error("{0} not found")]
@@ -52,6 +55,15 @@ pub enum Error {
     Unavailable(String),
 }
 
+/// One field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldFault {
+    /// The field.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
 /// Coarse classes of [`Error`], one per HTTP status family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -83,7 +95,7 @@ impl Error {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Invalid { .. } | Error::RuleViolations(_) => ErrorKind::Invalid,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Unauthenticated => ErrorKind::Unauthenticated,

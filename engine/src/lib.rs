@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod import;
 pub mod model;
+pub mod rules;
 pub mod search;
 pub mod store;
 #[cfg(any(test, feature = "testutil"))]

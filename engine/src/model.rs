@@ -618,6 +618,59 @@ pub enum Decision {
     Reject,
 }
 
+/// One step of an escalation path: when a task is still open `after_hours`
+/// after it was due, notify `to_role` and/or `to_user`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStep {
+    /// Hours past the due time.
+    pub after_hours: u32,
+    /// Role to notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_role: Option<String>,
+    /// User to notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user: Option<String>,
+}
+
+/// The rules of a category (or, for category `*`, the global default), as
+/// an admin writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Fields that must be filled before submission: any of `summary`,
+    /// `body`, `tags`, `audience`, `review_due`.
+    #[serde(default)]
+    pub mandatory_fields: Vec<String>,
+    /// Minimum lengths in characters, by field (`title`, `summary`, `body`).
+    #[serde(default)]
+    pub min_lengths: std::collections::BTreeMap<String, u32>,
+    /// Days between reviews of a published article.
+    #[serde(default)]
+    pub review_interval_days: Option<u32>,
+    /// Role whose members review submissions (default `reviewer`).
+    #[serde(default)]
+    pub approver_role: Option<String>,
+    /// Who is notified, and when, about overdue tasks.
+    #[serde(default)]
+    pub escalation: Vec<EscalationStep>,
+}
+
+/// A stored, versioned rule set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CategoryRule {
+    /// Category slug, or `*` for the global default.
+    pub category: String,
+    /// Version, from 1; every save writes a new one.
+    pub version: i32,
+    /// The rules.
+    pub spec: RuleSpec,
+    /// Who saved this version.
+    pub updated_by: String,
+    /// When.
+    pub updated_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,16 +5,17 @@
 //! A published article stays live while its next revision — the *working
 //! copy* — is drafted and reviewed; approval writes the working copy as a
 //! new published version. Reviewers may not decide their own submissions
-//! (admins may). Rules per category (approver role, intervals, mandatory
-//! fields) and escalations come with the rules work; until then the
-//! approver role is `reviewer` and a review is due in [`REVIEW_DAYS`] days.
+//! (admins may). A submission must satisfy its category's rules
+//! ([`crate::rules`]), whose approver role receives the review task, due in
+//! [`REVIEW_DAYS`] days.
 
 use chrono::{Duration, Utc};
 
 use crate::articles;
-use crate::auth::{roles, Permission, Principal};
+use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
 use crate::model::{Article, ArticleDraft, ArticlePatch, Decision, Task, WorkingCopy};
+use crate::rules;
 use crate::store::{Store, TaskFilter};
 
 /// Days a reviewer has for a review task.
@@ -105,9 +106,19 @@ pub async fn submit(store: &Store, p: &Principal, key: &str) -> Result<Task> {
     if !submitter_ok {
         return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
     }
+    // The category's rules decide what must be there and who approves.
+    let draft = match &wc {
+        Some(w) => draft_of(w, &current.slug, current.status),
+        None => ArticleDraft::from_article(&current),
+    };
+    let spec = rules::effective(store, &draft.category).await?;
+    let faults = rules::check(&spec, &draft);
+    if !faults.is_empty() {
+        return Err(Error::RuleViolations(faults));
+    }
     let due = Utc::now() + Duration::days(REVIEW_DAYS);
     store
-        .submit_for_review(p, current.id, roles::REVIEWER, Some(due))
+        .submit_for_review(p, current.id, rules::approver_role(&spec), Some(due))
         .await
 }
 

@@ -85,6 +85,27 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: Method::GET,
+            path: "/v1/rules",
+            body: None,
+            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            writes: false,
+        },
+        Case {
+            method: Method::PUT,
+            path: "/v1/rules/collections",
+            body: Some(json!({"mandatory_fields": ["tags"]})),
+            allowed: admin,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/rules/collections/history",
+            body: None,
+            allowed: admin,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
             path: "/v1/tasks",
             body: None,
             allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],

@@ -221,3 +221,129 @@ async fn issue_4_review_workflow_sqlite() {
 async fn issue_4_review_workflow_postgres() {
     workflow(Backend::Postgres).await;
 }
+
+/// Category rules: a submission missing two mandatory fields (and too
+/// short a body) gets all three named; the category's approver role gets
+/// the task; rules are versioned and only admins write them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_4_submissions_follow_category_rules() {
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    s.add_user("paula", &["viewer", "program_specialist"]).await;
+    let spec = json!({
+        "mandatory_fields": ["summary", "tags"],
+        "min_lengths": {"body": 20},
+        "review_interval_days": 180,
+        "approver_role": "program_specialist",
+        "escalation": [{"after_hours": 24, "to_role": "reviewer"}, {"after_hours": 72, "to_user": "admin"}]
+    });
+    let (code, r) = call(
+        &s,
+        Method::PUT,
+        "/v1/rules/collections",
+        "alice",
+        Some(spec.clone()),
+    )
+    .await;
+    assert_eq!(code, 403, "{r}");
+    let (code, r) = call(
+        &s,
+        Method::PUT,
+        "/v1/rules/collections",
+        "admin",
+        Some(spec.clone()),
+    )
+    .await;
+    assert_eq!((code, r["version"].as_i64()), (200, Some(1)), "{r}");
+    let (code, r) = call(
+        &s,
+        Method::PUT,
+        "/v1/rules/collections",
+        "admin",
+        Some(spec.clone()),
+    )
+    .await;
+    assert_eq!((code, r["version"].as_i64()), (200, Some(2)), "{r}");
+    let (code, r) = call(
+        &s,
+        Method::PUT,
+        "/v1/rules/*",
+        "admin",
+        Some(json!({"mandatory_fields": ["body"]})),
+    )
+    .await;
+    assert_eq!(code, 200, "{r}");
+    let (code, bad) = call(
+        &s,
+        Method::PUT,
+        "/v1/rules/collections",
+        "admin",
+        Some(json!({
+        "mandatory_fields": ["colour"], "escalation": [{"after_hours": 5}]})),
+    )
+    .await;
+    assert_eq!(code, 422, "{bad}");
+    assert_eq!(bad["errors"].as_array().unwrap().len(), 2, "{bad}");
+    let (_, eff) = call(&s, Method::GET, "/v1/rules/collections", "alice", None).await;
+    assert_eq!(eff, spec);
+    let (_, eff) = call(&s, Method::GET, "/v1/rules/audits", "alice", None).await;
+    assert_eq!(
+        eff["mandatory_fields"],
+        json!(["body"]),
+        "the global default applies"
+    );
+    let (_, hist) = call(
+        &s,
+        Method::GET,
+        "/v1/rules/collections/history",
+        "admin",
+        None,
+    )
+    .await;
+    assert_eq!(hist.as_array().unwrap().len(), 2);
+
+    let (code, _) = call(&s, Method::POST, "/v1/articles", "alice", Some(json!({
+        "slug": "levy-appeal", "title": "Appealing a levy", "category": "collections", "body": "Too short."}))).await;
+    assert_eq!(code, 201);
+    let (code, p) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/levy-appeal/submit",
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(code, 422, "{p}");
+    let mut fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, vec!["body", "summary", "tags"], "{p}");
+    let (_, tasks) = call(
+        &s,
+        Method::GET,
+        "/v1/tasks?include_done=true",
+        "admin",
+        None,
+    )
+    .await;
+    assert_eq!(tasks, json!([]), "a refused submission opens no task");
+    let (code, _) = call(&s, Method::PUT, "/v1/articles/levy-appeal", "alice", Some(json!({
+        "summary": "- file within 30 days", "tags": ["levy"], "body": "Send Form WR-12 within thirty days of the notice."}))).await;
+    assert_eq!(code, 200);
+    let (code, t) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/levy-appeal/submit",
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(code, 201, "{t}");
+    assert_eq!(t["assignee_role"], "program_specialist");
+    let (_, mine) = call(&s, Method::GET, "/v1/tasks", "paula", None).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    s.stop().await;
+}

@@ -3,8 +3,9 @@
 //! (which records are new, changed or unchanged); the audit entries each
 //! write appends and how they are hash-chained; the JSON row sets that the
 //! set-based statements read; error mapping and messages; the review
-//! workflow's rules (what a submission or a decision changes); and the
-//! article a write returns without a round trip.
+//! workflow's rules (what a submission or a decision changes); the
+//! category rules' JSON form; and the article or rule a write returns
+//! without a round trip.
 //!
 //! What belongs here: whatever reads the same for both backends, so nothing
 //! that names a SQL dialect or a pool, connection, transaction or row type
@@ -24,8 +25,8 @@ use super::UpsertOutcome;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::{
-    limits, normalise_names, Article, ArticleDraft, ArticleId, Change, ChangeKind, Decision,
-    Status, TaskKind, TaskStatus, WorkingCopy,
+    limits, normalise_names, Article, ArticleDraft, ArticleId, CategoryRule, Change, ChangeKind,
+    Decision, RuleSpec, Status, TaskKind, TaskStatus, WorkingCopy,
 };
 
 /// The `articles` columns, in the order both stores select them.
@@ -40,6 +41,8 @@ pub(super) const COPY_COLS: &str = "article_id, title, summary, body, category, 
 /// The `tasks` columns, in the order both stores select them.
 pub(super) const TASK_COLS: &str = "id, kind, article_id, assignee_role, assignee_user, status, \
      note, created_by, created_at, due_at, closed_at, closed_by";
+/// The `category_rules` columns, in the order both stores select them.
+pub(super) const RULE_COLS: &str = "category, version, spec, updated_by, updated_at";
 /// Most tasks one [`super::Store::list_tasks`] call returns.
 pub(super) const TASK_LIMIT: i64 = 1000;
 
@@ -208,6 +211,22 @@ pub(super) fn token_entry(
     // Never the token or its hash: auditors read the trail.
     let (target, details) = (format!("user:{username}"), json!({ "name": name }));
     PendingAudit::new(actor, at, "token.create", target, details)
+}
+
+/// The audit entry of a saved rule set: its version and the whole spec
+/// (`spec` as [`rule_json`] made it), so the trail shows what changed.
+pub(super) fn rule_save_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    category: &str,
+    version: i32,
+    spec: &Value,
+) -> PendingAudit {
+    let (target, details) = (
+        format!("rule:{category}"),
+        json!({ "version": version, "spec": spec }),
+    );
+    PendingAudit::new(actor, at, "rule.save", target, details)
 }
 
 /// The entries chained onto `prev` (the newest stored hash, if any), as the
@@ -589,6 +608,39 @@ pub(super) fn username_conflict_or(e: sqlx::Error, username: &str) -> Error {
 /// Maps a unique violation on a token insert to the token conflict.
 pub(super) fn token_conflict_or(e: sqlx::Error) -> Error {
     unique_or(e, || "this token is already registered".into())
+}
+
+/// A rule spec as the JSON both stores keep (and the audit entry shows).
+pub(super) fn rule_json(spec: &RuleSpec) -> Result<Value> {
+    serde_json::to_value(spec).map_err(|e| Error::Corrupt(format!("rule spec: {e}")))
+}
+
+/// Parses a stored rule spec read as JSON (Postgres `JSONB`).
+pub(super) fn rule_spec_from_value(spec: Value) -> Result<RuleSpec> {
+    serde_json::from_value(spec).map_err(|e| Error::Corrupt(format!("stored rule spec: {e}")))
+}
+
+/// Parses a stored rule spec read as JSON text (SQLite `TEXT`).
+pub(super) fn rule_spec_from_str(spec: &str) -> Result<RuleSpec> {
+    serde_json::from_str(spec)
+        .map_err(|e| Error::Corrupt(format!("stored rule spec {spec:?}: {e}")))
+}
+
+/// The rule set just saved, built without a round trip.
+pub(super) fn stored_rule(
+    category: &str,
+    version: i32,
+    spec: &RuleSpec,
+    updated_by: &str,
+    updated_at: DateTime<Utc>,
+) -> CategoryRule {
+    CategoryRule {
+        category: category.to_string(),
+        version,
+        spec: spec.clone(),
+        updated_by: updated_by.to_string(),
+        updated_at,
+    }
 }
 
 /// `NotFound` for an article id.

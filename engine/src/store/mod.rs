@@ -22,8 +22,8 @@ use std::time::Duration;
 use crate::auth::Principal;
 use crate::error::Result;
 use crate::model::{
-    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change, Decision, Task, User,
-    WorkingCopy,
+    Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, CategoryRule, Change, Decision,
+    RuleSpec, Task, User, WorkingCopy,
 };
 
 pub use postgres::PgStore;
@@ -288,6 +288,33 @@ impl Store {
     /// Tasks matching the filter: open ones first (oldest first), then done.
     pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         dispatch!(self, s => s.list_tasks(filter).await)
+    }
+
+    /// Saves a new version of the rules of `category` (`*` = the global
+    /// default): version = previous + 1 (1 for the first). Audited as
+    /// `rule.save` with the spec in the details. The caller validated it.
+    pub async fn save_rule(
+        &self,
+        actor: &Principal,
+        category: &str,
+        spec: &RuleSpec,
+    ) -> Result<CategoryRule> {
+        dispatch!(self, s => s.save_rule(actor, category, spec).await)
+    }
+
+    /// The latest version of the rules of `category` (no fallback to `*`).
+    pub async fn get_rule(&self, category: &str) -> Result<Option<CategoryRule>> {
+        dispatch!(self, s => s.get_rule(category).await)
+    }
+
+    /// The latest version of every category's rules, by category.
+    pub async fn list_rules(&self) -> Result<Vec<CategoryRule>> {
+        dispatch!(self, s => s.list_rules().await)
+    }
+
+    /// Every version of a category's rules, oldest first.
+    pub async fn rule_history(&self, category: &str) -> Result<Vec<CategoryRule>> {
+        dispatch!(self, s => s.rule_history(category).await)
     }
 
     /// A signal fired after each committed write, plus a poll interval that

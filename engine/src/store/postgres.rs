@@ -13,6 +13,10 @@
 //! `FOR UPDATE`, writes any new version through the same helpers as
 //! [`PgStore::update_article`], and appends its audit row.
 //!
+//! Category rules are versioned rows in `category_rules` (the spec as
+//! `JSONB`): a save is one locked transaction that reads the category's
+//! highest version, inserts the next and appends its audit row.
+//!
 //! The rules both stores share (validation, batch planning, audit chaining,
 //! what a submission or decision changes) live in the private `common`
 //! module (`store/common.rs`).
@@ -32,18 +36,18 @@ use super::common::{
     check_copy_editable, check_live, check_version, conflict_or, copy_draft, decision_entry,
     delete_entry, draft_save_entry, entry, filters_assignee, last_use_cutoff, last_use_is_stale,
     no_id, normalise_roles, now, parse_status, parse_task_kind, parse_task_status, plan_decision,
-    plan_submission, published_at, reindex_entry, rows_json, set_roles_entry, signal, status_draft,
-    stored, stored_copy, submit_entry, token_conflict_or, token_entry, token_principal,
-    user_create_entry, user_not_found, username_conflict_or, validate_username, ArticleRow,
-    BatchPlan, Outcome, PendingAudit, Submission, ARTICLE_COLS, COPY_COLS, TASK_COLS, TASK_LIMIT,
-    USER_COLS,
+    plan_submission, published_at, reindex_entry, rows_json, rule_json, rule_save_entry,
+    rule_spec_from_value, set_roles_entry, signal, status_draft, stored, stored_copy, stored_rule,
+    submit_entry, token_conflict_or, token_entry, token_principal, user_create_entry,
+    user_not_found, username_conflict_or, validate_username, ArticleRow, BatchPlan, Outcome,
+    PendingAudit, Submission, ARTICLE_COLS, COPY_COLS, RULE_COLS, TASK_COLS, TASK_LIMIT, USER_COLS,
 };
 use super::{AuditFilter, TaskFilter, UpsertOutcome};
 use crate::auth::Principal;
 use crate::error::Result;
 use crate::model::{
-    validate_name, Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, Change,
-    ChangeKind, Decision, Status, Task, TaskKind, TaskStatus, User, WorkingCopy,
+    validate_name, Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, CategoryRule,
+    Change, ChangeKind, Decision, RuleSpec, Status, Task, TaskKind, TaskStatus, User, WorkingCopy,
 };
 
 /// Key of the advisory lock that serialises writers (any fixed constant).
@@ -590,6 +594,69 @@ impl PgStore {
         rows.iter().map(task_from_row).collect()
     }
 
+    /// See [`super::Store::save_rule`].
+    pub async fn save_rule(
+        &self,
+        actor: &Principal,
+        category: &str,
+        spec: &RuleSpec,
+    ) -> Result<CategoryRule> {
+        let json = rule_json(spec)?;
+        let now = now();
+        let mut tx = self.begin_write().await?;
+        // The writers' lock makes read-then-insert safe: no other save of
+        // this category can slip in between.
+        let sql = "SELECT max(version) FROM category_rules WHERE category = $1";
+        let last: Option<i32> = sqlx::query_scalar(sql)
+            .bind(category)
+            .fetch_one(&mut *tx)
+            .await?;
+        let version = last.unwrap_or_default() + 1;
+        let sql = "INSERT INTO category_rules (category, version, spec, updated_by, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5)";
+        let query = sqlx::query(sql)
+            .bind(category)
+            .bind(version)
+            .bind(&json)
+            .bind(&actor.username)
+            .bind(now);
+        query.execute(&mut *tx).await?;
+        let entry = rule_save_entry(actor, now, category, version, &json);
+        self.finish(tx, vec![entry]).await?;
+        Ok(stored_rule(category, version, spec, &actor.username, now))
+    }
+
+    /// See [`super::Store::get_rule`].
+    pub async fn get_rule(&self, category: &str) -> Result<Option<CategoryRule>> {
+        let sql = format!(
+            "SELECT {RULE_COLS} FROM category_rules WHERE category = $1 \
+             ORDER BY version DESC LIMIT 1"
+        );
+        let query = sqlx::query(&sql).bind(category);
+        let row = query.fetch_optional(&self.pool).await?;
+        row.as_ref().map(rule_from_row).transpose()
+    }
+
+    /// See [`super::Store::list_rules`]. Categories sort bytewise (`COLLATE
+    /// "C"`), as in SQLite, so `*` comes first on both stores.
+    pub async fn list_rules(&self) -> Result<Vec<CategoryRule>> {
+        let sql = format!(
+            "SELECT DISTINCT ON (category COLLATE \"C\") {RULE_COLS} FROM category_rules \
+             ORDER BY category COLLATE \"C\", version DESC"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    /// See [`super::Store::rule_history`].
+    pub async fn rule_history(&self, category: &str) -> Result<Vec<CategoryRule>> {
+        let sql =
+            format!("SELECT {RULE_COLS} FROM category_rules WHERE category = $1 ORDER BY version");
+        let query = sqlx::query(&sql).bind(category);
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
     /// See [`super::Store::change_signal`]. Fired by this process's writes and
     /// by `NOTIFY`s from any process; the poll interval covers notifications
     /// lost while the listener reconnects.
@@ -838,5 +905,15 @@ fn task_from_row(r: &PgRow) -> Result<Task> {
         due_at: r.try_get("due_at")?,
         closed_at: r.try_get("closed_at")?,
         closed_by: r.try_get("closed_by")?,
+    })
+}
+
+fn rule_from_row(r: &PgRow) -> Result<CategoryRule> {
+    Ok(CategoryRule {
+        category: r.try_get("category")?,
+        version: r.try_get("version")?,
+        spec: rule_spec_from_value(r.try_get("spec")?)?,
+        updated_by: r.try_get("updated_by")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
