@@ -13,7 +13,9 @@
 mod collect;
 mod filter;
 mod query;
+mod request;
 mod schema;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,19 +29,17 @@ use tantivy::query::Query;
 use tantivy::schema::Value;
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
-    Term,
-};
+use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::model::{Article, ArticleId};
-pub use query::{
+use crate::model::ArticleId;
+pub use request::{
     FacetField, Filter, MatchMode, SearchRequest, Sort, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_BYTES,
 };
 pub use schema::{Fields, SCHEMA_VERSION};
+pub use writer::{IndexUpdater, MergeHandle};
 
 /// Most facet values returned per field.
 const FACET_VALUES: usize = 50;
@@ -598,97 +598,4 @@ fn build_hits(
         });
     }
     Ok(hits)
-}
-
-/// The writer of one generation: applies article changes and commits them
-/// together with the outbox sequence they cover.
-pub struct IndexUpdater {
-    gen: Arc<Generation>,
-    writer: IndexWriter,
-}
-
-impl IndexUpdater {
-    /// Replaces (or adds) an article's document.
-    pub fn upsert(&mut self, a: &Article) -> Result<()> {
-        let f = &self.gen.fields;
-        self.writer
-            .delete_term(Term::from_field_u64(f.id, a.id as u64));
-        self.writer.add_document(schema::to_document(f, a))?;
-        Ok(())
-    }
-
-    /// Removes an article's document (no-op when absent).
-    pub fn delete(&mut self, id: ArticleId) {
-        self.writer
-            .delete_term(Term::from_field_u64(self.gen.fields.id, id as u64));
-    }
-
-    /// Commits everything applied so far as covering outbox sequence `seq`,
-    /// and makes it visible to searches.
-    pub fn commit(&mut self, seq: i64) -> Result<()> {
-        let payload = serde_json::to_string(&Payload {
-            seq,
-            schema: SCHEMA_VERSION,
-        })
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-        let mut prepared = self.writer.prepare_commit()?;
-        prepared.set_payload(&payload);
-        prepared.commit()?;
-        self.gen.reader.reload()?;
-        Ok(())
-    }
-
-    /// Merges every segment into one (after a full rebuild, before the
-    /// generation goes live): fewer segments mean less per-segment work in
-    /// every query, and a rebuilt index is read far more than written.
-    pub fn optimize(&mut self) -> Result<()> {
-        let ids = self.gen.index.searchable_segment_ids()?;
-        if ids.len() > 1 {
-            self.writer.merge(&ids).wait()?;
-            self.gen.reader.reload()?;
-        }
-        Ok(())
-    }
-
-    /// Starts merging every segment into one in the background (tantivy's
-    /// merge threads) when there are more than `max_segments`; the writer
-    /// keeps accepting changes meanwhile. Wait on the handle to make the
-    /// merged segment visible.
-    pub fn start_merge(&mut self, max_segments: usize) -> Result<Option<MergeHandle>> {
-        let ids = self.gen.index.searchable_segment_ids()?;
-        if ids.len() <= max_segments {
-            return Ok(None);
-        }
-        Ok(Some(MergeHandle {
-            future: self.writer.merge(&ids),
-            gen: self.gen.clone(),
-        }))
-    }
-
-    /// The outbox sequence this generation's last commit covers.
-    pub fn checkpoint(&self) -> Result<i64> {
-        Ok(self.gen.payload()?.seq)
-    }
-
-    /// Id of the generation this updater writes.
-    pub fn generation(&self) -> u64 {
-        self.gen.id
-    }
-}
-
-/// A background merge started by [`IndexUpdater::start_merge`].
-pub struct MergeHandle {
-    future: tantivy::FutureResult<Option<tantivy::index::SegmentMeta>>,
-    gen: Arc<Generation>,
-}
-
-impl MergeHandle {
-    /// Blocks until the merge is done and makes its result visible. A merge
-    /// that lost a race with a commit deleting the same segments fails
-    /// harmlessly.
-    pub fn wait(self) -> Result<()> {
-        self.future.wait()?;
-        self.gen.reader.reload()?;
-        Ok(())
-    }
 }

@@ -1,0 +1,47 @@
+//! User and token rules: username and role validation, token principals
+//! and when a token's last use is recorded.
+
+use chrono::{DateTime, Utc};
+
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::model::{limits, normalise_names};
+
+/// Checks a username: 1–64 characters of `a-z 0-9 . _ -`.
+pub(in crate::store) fn validate_username(u: &str) -> Result<()> {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+    if u.is_empty() || u.len() > 64 || !u.chars().all(ok) {
+        let message = format!("{u:?} must be 1-64 characters of a-z, 0-9, '.', '_' or '-'");
+        return Err(Error::invalid("username", message));
+    }
+    Ok(())
+}
+
+/// Normalises a role list with the same rules as audiences.
+pub(in crate::store) fn normalise_roles(roles: &[String]) -> Result<Vec<String>> {
+    normalise_names("roles", roles.to_vec(), limits::AUDIENCE)
+}
+
+/// Whether a token's last use is worth recording (at most once a minute).
+pub(in crate::store) fn last_use_is_stale(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last.is_none_or(|t| t < last_use_cutoff(now))
+}
+
+/// Uses recorded before this time are stale (see [`last_use_is_stale`]);
+/// the stores' conditional `UPDATE`s compare against it too.
+pub(in crate::store) fn last_use_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::minutes(1)
+}
+
+/// The principal an API token row names: its user, signed in by token.
+pub(in crate::store) fn token_principal(
+    user_id: i64,
+    username: String,
+    roles: Vec<String>,
+) -> Principal {
+    Principal {
+        user_id: Some(user_id),
+        username,
+        roles,
+    }
+}
