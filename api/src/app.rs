@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 
 use crate::error::problem;
 use crate::metrics;
-use crate::routes::{articles, audit, health, rules, search, users, workflow};
+use crate::routes::{articles, audit, health, rules, search, session, users, workflow};
 use crate::state::AppState;
 
 /// Largest accepted request body (an article body may be 2 MiB).
@@ -35,7 +35,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::diff, articles::revert,
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
         rules::list, rules::effective, rules::history, rules::save,
-        audit::list, users::me, users::list, users::create, users::set_roles, users::create_token, users::reindex,
+        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::list, users::create, users::set_roles, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -100,6 +100,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/rules/{category}/history", get(rules::history))
         .route("/v1/audit", get(audit::list))
         .route("/v1/me", get(users::me))
+        .route(
+            "/v1/session",
+            post(session::sign_in).get(session::current).delete(session::sign_out),
+        )
+        .route("/v1/users/{username}/password", put(session::set_password))
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/users/{username}/roles", put(users::set_roles))
         .route("/v1/users/{username}/tokens", post(users::create_token))
@@ -144,6 +149,8 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Outbox rows per index commit.
     pub index_batch: i64,
+    /// Mark session cookies `Secure`.
+    pub cookie_secure: bool,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -200,14 +207,19 @@ pub async fn serve_on(
         index,
         follower: status,
         metrics: Default::default(),
+        sign_ins: Default::default(),
+        cookie_secure: opts.cookie_secure,
     };
     let app = router(state, opts.request_timeout);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     on_listening(addr);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     tracing::info!("http server drained; stopping the index follower");
     let _ = stop_tx.send(true);
     let _ = follower_task.await;

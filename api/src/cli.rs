@@ -58,6 +58,10 @@ pub struct ServerArgs {
     /// Outbox rows applied per index commit.
     #[arg(long, env = "KMT_INDEXER_BATCH", default_value_t = indexer::follower::DEFAULT_BATCH)]
     pub index_batch: i64,
+    /// Mark session cookies `Secure` (set when users reach KMT over HTTPS;
+    /// requests with `X-Forwarded-Proto: https` get it anyway).
+    #[arg(long, env = "KMT_COOKIE_SECURE", default_value_t = false)]
+    pub cookie_secure: bool,
 }
 
 /// Subcommands.
@@ -112,6 +116,11 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Set a user's password, read from the first line of standard input.
+    SetPassword {
+        /// Username.
+        name: String,
+    },
     /// Replace a user's roles.
     SetRoles {
         /// Username.
@@ -177,6 +186,7 @@ impl ServerArgs {
                 .unwrap_or_else(|| data_dir.join("index")),
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             index_batch: self.index_batch,
+            cookie_secure: self.cookie_secure,
         }
     }
 }
@@ -251,6 +261,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for u in store.list_users().await? {
                 println!("{}\t{}\t{}", u.username, u.roles.join(","), u.display_name);
             }
+            Ok(())
+        }
+        Command::User(UserCommand::SetPassword { name }) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            engine::sessions::set_password(&store, &system, &name, password, None).await?;
+            println!("password set for {name}");
             Ok(())
         }
         Command::User(UserCommand::SetRoles { name, roles }) => {

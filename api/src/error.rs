@@ -26,6 +26,12 @@ pub enum ApiError {
     /// A background task failed.
     #[error("internal task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// A cookie-authenticated write without the session's CSRF token.
+    #[error("missing or wrong X-CSRF-Token header for a request signed in with a session cookie")]
+    Csrf,
+    /// Too many failed sign-ins; retry after the given seconds.
+    #[error("too many failed sign-ins; try again in {0} seconds")]
+    TooManyAttempts(u64),
 }
 
 impl ApiError {
@@ -131,6 +137,18 @@ impl IntoResponse for ApiError {
                     _ => None,
                 };
                 problem_with(status, e.to_string(), field, errors)
+            }
+            ApiError::Csrf => problem(
+                StatusCode::FORBIDDEN,
+                self.to_string(),
+                Some("x-csrf-token".into()),
+            ),
+            ApiError::TooManyAttempts(secs) => {
+                let mut r = problem(StatusCode::TOO_MANY_REQUESTS, self.to_string(), None);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
             }
             ApiError::Task(e) => {
                 tracing::error!(error = %e, "request task failed");

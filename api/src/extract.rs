@@ -102,7 +102,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
-/// The authenticated caller: a Bearer token's user, or anonymous.
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "kmt_session";
+/// Header carrying the CSRF token on cookie-authenticated writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of the session cookie, if the request carries one.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The authenticated caller: a Bearer token's user, else a session
+/// cookie's user, else anonymous. Cookie-authenticated writes must carry the
+/// session's CSRF token in `X-CSRF-Token` (a cross-site form cannot read
+/// it); token-authenticated requests need none (browsers never attach
+/// bearer tokens by themselves).
 pub struct Auth(pub Principal);
 
 impl FromRequestParts<AppState> for Auth {
@@ -112,21 +133,38 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
+        if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
+            let token = h
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .ok_or(ApiError::Engine(engine::Error::Unauthenticated))?;
+            return match state.store.principal_for_token(&hash_token(token)).await? {
+                Some(p) => Ok(Auth(p)),
+                None => Err(ApiError::Engine(engine::Error::Unauthenticated)),
+            };
+        }
+        let Some(cookie) = session_cookie(&parts.headers) else {
             return Ok(Auth(Principal::anonymous()));
         };
-        let token = h
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(ApiError::Engine(engine::Error::Unauthenticated))?;
-        match state.store.principal_for_token(&hash_token(token)).await? {
-            Some(p) => Ok(Auth(p)),
-            None => Err(ApiError::Engine(engine::Error::Unauthenticated)),
+        // An unknown or expired session is simply not signed in.
+        let Some((p, csrf)) = engine::sessions::lookup(&state.store, &cookie).await? else {
+            return Ok(Auth(Principal::anonymous()));
+        };
+        if !parts.method.is_safe() {
+            let presented = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !engine::sessions::csrf_matches(presented, &csrf) {
+                return Err(ApiError::Csrf);
+            }
         }
+        Ok(Auth(p))
     }
 }

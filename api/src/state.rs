@@ -6,6 +6,7 @@ use engine::search::SearchIndex;
 use engine::store::Store;
 use indexer::FollowerStatus;
 
+use crate::limit::SignInLimiter;
 use crate::metrics::Metrics;
 
 /// What every handler can reach.
@@ -19,4 +20,9 @@ pub struct AppState {
     pub follower: Arc<FollowerStatus>,
     /// Request and search metrics, rendered by `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// Failed sign-ins, for rate limiting.
+    pub sign_ins: Arc<SignInLimiter>,
+    /// Mark session cookies `Secure` (served over TLS, directly or behind a
+    /// proxy); also set per request when `X-Forwarded-Proto` is https.
+    pub cookie_secure: bool,
 }

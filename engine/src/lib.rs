@@ -8,6 +8,7 @@ pub mod import;
 pub mod model;
 pub mod rules;
 pub mod search;
+pub mod sessions;
 pub mod store;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;

@@ -46,6 +46,11 @@ const ACCOUNTS: &[(&str, &str, &[&str], &str)] = &[
     ),
 ];
 
+/// The demo password of an account (printed by the demo; local use only).
+fn demo_password(name: &str) -> String {
+    format!("kmt-demo-{name}")
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct DemoAccount {
     username: String,
@@ -75,17 +80,18 @@ pub async fn run(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<()> {
     let banner = move |addr: std::net::SocketAddr| {
         println!("\nKMT demo running at http://{addr}/");
         println!("API description: http://{addr}/v1/openapi.json\n");
-        println!("Demo accounts (use the token as `Authorization: Bearer <token>`):");
+        println!("Demo accounts (sign in with the password, or send the token as `Authorization: Bearer <token>`):");
         for a in &accounts {
             let what = ACCOUNTS
                 .iter()
                 .find(|x| x.0 == a.username)
                 .map_or("", |x| x.3);
             println!(
-                "  {:<6} {:<32} {}\n         {}",
+                "  {:<6} {:<32} {}\n         password {}  token {}",
                 a.username,
                 a.roles.join(","),
                 what,
+                demo_password(&a.username),
                 a.token
             );
         }
@@ -111,6 +117,8 @@ async fn accounts(store: &Store, data_dir: &Path) -> anyhow::Result<Vec<DemoAcco
         }
         let (token, hash) = new_token();
         store.create_token(&system, name, "demo", &hash).await?;
+        let password = demo_password(name);
+        engine::sessions::set_password(store, &system, name, &password, None).await?;
         out.push(DemoAccount {
             username: name.to_string(),
             roles,

@@ -6,5 +6,6 @@ pub mod audit;
 pub mod health;
 pub mod rules;
 pub mod search;
+pub mod session;
 pub mod users;
 pub mod workflow;

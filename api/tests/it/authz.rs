@@ -84,6 +84,13 @@ fn cases() -> Vec<Case> {
             writes: true,
         },
         Case {
+            method: Method::PUT,
+            path: "/v1/users/vera/password",
+            body: Some(json!({"password": "a long enough password"})),
+            allowed: &["admin", "vera"],
+            writes: true,
+        },
+        Case {
             method: Method::GET,
             path: "/v1/rules",
             body: None,

@@ -121,6 +121,15 @@ async fn demo_serves_the_sample_corpus_with_role_aware_accounts() {
     assert!(all["total"].as_u64().unwrap() > v["total"].as_u64().unwrap());
     let (code, _) = get(&format!("{base}/"), None).await;
     assert_eq!(code, 200);
+    // The printed demo passwords sign in.
+    assert!(lines.iter().any(|l| l.contains("password kmt-demo-harry")));
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/session"))
+        .json(&serde_json::json!({"username": "harry", "password": "kmt-demo-harry"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 /// CLI commands work while a server runs on the same data: an import shows

@@ -117,6 +117,7 @@ impl TestServer {
             index_dir: ts.dir.path().join("index"),
             request_timeout: Duration::from_secs(10),
             index_batch: 500,
+            cookie_secure: false,
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

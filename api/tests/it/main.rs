@@ -8,4 +8,5 @@ mod harness;
 mod http;
 mod import;
 mod metrics;
+mod session;
 mod workflow;

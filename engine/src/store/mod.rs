@@ -317,6 +317,55 @@ impl Store {
         dispatch!(self, s => s.rule_history(category).await)
     }
 
+    /// Sets (replaces) a user's password hash (PHC string). Audited as
+    /// `user.set_password` (never with the hash). `NotFound` for an unknown
+    /// user.
+    pub async fn set_password(&self, actor: &Principal, username: &str, hash: &str) -> Result<()> {
+        dispatch!(self, s => s.set_password(actor, username, hash).await)
+    }
+
+    /// The principal and password hash of a user who has a password.
+    pub async fn password_hash(&self, username: &str) -> Result<Option<(Principal, String)>> {
+        dispatch!(self, s => s.password_hash(username).await)
+    }
+
+    /// Stores a new session for `user` (whose `user_id` must be set):
+    /// `id_hash` is the SHA-256 hex of the cookie value. Audited as
+    /// `session.create` with the user as actor.
+    pub async fn create_session(
+        &self,
+        user: &Principal,
+        id_hash: &str,
+        csrf_token: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        dispatch!(self, s => s.create_session(user, id_hash, csrf_token, expires_at).await)
+    }
+
+    /// The principal and CSRF token of an unexpired session; refreshes its
+    /// last-seen time at most once a minute.
+    pub async fn session(&self, id_hash: &str) -> Result<Option<(Principal, String)>> {
+        dispatch!(self, s => s.session(id_hash).await)
+    }
+
+    /// Deletes a session (sign-out); a missing one is not an error. Audited
+    /// as `session.delete` when one was deleted.
+    pub async fn delete_session(&self, actor: &Principal, id_hash: &str) -> Result<()> {
+        dispatch!(self, s => s.delete_session(actor, id_hash).await)
+    }
+
+    /// Appends one audit row for an event that changes nothing else (a
+    /// failed sign-in, an export).
+    pub async fn audit_event(
+        &self,
+        actor: &str,
+        action: &'static str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        dispatch!(self, s => s.audit_event(actor, action, target, details).await)
+    }
+
     /// A signal fired after each committed write, plus a poll interval that
     /// covers writes made by other processes.
     pub fn change_signal(&self) -> (Arc<tokio::sync::Notify>, Duration) {

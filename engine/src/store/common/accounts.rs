@@ -1,5 +1,6 @@
-//! User and token rules: username and role validation, token principals
-//! and when a token's last use is recorded.
+//! User, token and session rules: username and role validation, the
+//! principals that token, password and session look-ups return, and when a
+//! token's last use or a session's last sight is recorded.
 
 use chrono::{DateTime, Utc};
 
@@ -22,7 +23,8 @@ pub(in crate::store) fn normalise_roles(roles: &[String]) -> Result<Vec<String>>
     normalise_names("roles", roles.to_vec(), limits::AUDIENCE)
 }
 
-/// Whether a token's last use is worth recording (at most once a minute).
+/// Whether a token's last use (or a session's last sight) is worth
+/// recording (at most once a minute).
 pub(in crate::store) fn last_use_is_stale(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     last.is_none_or(|t| t < last_use_cutoff(now))
 }
@@ -44,4 +46,28 @@ pub(in crate::store) fn token_principal(
         username,
         roles,
     }
+}
+
+/// The principal a password or session look-up names: the user itself.
+pub(in crate::store) fn user_principal(
+    user_id: i64,
+    username: String,
+    roles: Vec<String>,
+) -> Principal {
+    token_principal(user_id, username, roles)
+}
+
+/// The user id of the principal a session is made for: `Invalid` (field
+/// `user`) for a principal that is not a stored user.
+pub(in crate::store) fn session_user_id(user: &Principal) -> Result<i64> {
+    user.user_id
+        .ok_or_else(|| Error::invalid("user", "a session needs a stored user"))
+}
+
+/// Checks a password hash before it is stored: never empty.
+pub(in crate::store) fn check_password_hash(hash: &str) -> Result<()> {
+    if hash.is_empty() {
+        return Err(Error::invalid("password_hash", "must not be empty"));
+    }
+    Ok(())
 }

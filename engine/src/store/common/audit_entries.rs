@@ -26,10 +26,21 @@ impl PendingAudit {
         target: String,
         details: Value,
     ) -> Self {
-        let actor = actor.username.clone();
+        Self::by_name(&actor.username, at, action, target, details)
+    }
+
+    /// An entry by the user named `actor` at `at` (for events whose actor
+    /// is known only by name).
+    pub(in crate::store) fn by_name(
+        actor: &str,
+        at: DateTime<Utc>,
+        action: &'static str,
+        target: String,
+        details: Value,
+    ) -> Self {
         PendingAudit {
             at,
-            actor,
+            actor: actor.to_string(),
             action,
             target,
             details,
@@ -155,6 +166,46 @@ pub(in crate::store) fn token_entry(
     // Never the token or its hash: auditors read the trail.
     let (target, details) = (format!("user:{username}"), json!({ "name": name }));
     PendingAudit::new(actor, at, "token.create", target, details)
+}
+
+/// The audit entry of a new or replaced password: no details at all.
+pub(in crate::store) fn set_password_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    username: &str,
+) -> PendingAudit {
+    // Never the hash: auditors read the trail.
+    let target = format!("user:{username}");
+    PendingAudit::new(actor, at, "user.set_password", target, json!({}))
+}
+
+/// The audit entry of a new session, by the user who signed in.
+pub(in crate::store) fn session_create_entry(user: &Principal, at: DateTime<Utc>) -> PendingAudit {
+    // Never the session id, its hash or the CSRF token.
+    let target = format!("user:{}", user.username);
+    PendingAudit::new(user, at, "session.create", target, json!({}))
+}
+
+/// The audit entry of a deleted session of user `username`.
+pub(in crate::store) fn session_delete_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    username: &str,
+) -> PendingAudit {
+    let target = format!("user:{username}");
+    PendingAudit::new(actor, at, "session.delete", target, json!({}))
+}
+
+/// The audit entry of an event that changes nothing else (a failed
+/// sign-in, an export), as the caller describes it.
+pub(in crate::store) fn event_entry(
+    actor: &str,
+    at: DateTime<Utc>,
+    action: &'static str,
+    target: &str,
+    details: Value,
+) -> PendingAudit {
+    PendingAudit::by_name(actor, at, action, target.to_string(), details)
 }
 
 /// The audit entry of a saved rule set: its version and the whole spec

@@ -1,4 +1,5 @@
-//! Error mapping and messages: unique violations to conflicts, not-found
+//! Error mapping and messages: unique (and foreign-key) violations to
+//! conflicts (and not-found), not-found
 //! and corrupt-row errors, and parsing of stored enum values.
 
 use crate::error::{Error, Result};
@@ -32,6 +33,15 @@ pub(in crate::store) fn username_conflict_or(e: sqlx::Error, username: &str) -> 
 /// Maps a unique violation on a token insert to the token conflict.
 pub(in crate::store) fn token_conflict_or(e: sqlx::Error) -> Error {
     unique_or(e, || "this token is already registered".into())
+}
+
+/// Maps a foreign-key violation on a session insert to the user's
+/// `NotFound` (the user is gone) and a unique violation to a conflict.
+pub(in crate::store) fn session_conflict_or(e: sqlx::Error, username: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => user_not_found(username),
+        _ => unique_or(e, || "this session is already registered".into()),
+    }
 }
 
 /// `NotFound` for an article id.

@@ -30,19 +30,21 @@ use crate::error::Result;
 use crate::model::{Change, ChangeKind};
 
 pub(super) use self::accounts::{
-    last_use_cutoff, last_use_is_stale, normalise_roles, token_principal, validate_username,
+    check_password_hash, last_use_cutoff, last_use_is_stale, normalise_roles, session_user_id,
+    token_principal, user_principal, validate_username,
 };
 pub(super) use self::articles::{
     check_batch, check_live, check_version, published_at, rows_json, stored, ArticleRow, BatchPlan,
 };
 pub(super) use self::audit_entries::{
-    audit_limit, chained_json, decision_entry, delete_entry, draft_save_entry, entry,
-    reindex_entry, rule_save_entry, set_roles_entry, submit_entry, token_entry, user_create_entry,
-    PendingAudit,
+    audit_limit, chained_json, decision_entry, delete_entry, draft_save_entry, entry, event_entry,
+    reindex_entry, rule_save_entry, session_create_entry, session_delete_entry, set_password_entry,
+    set_roles_entry, submit_entry, token_entry, user_create_entry, PendingAudit,
 };
 pub(super) use self::errors::{
     article_not_found, batch_conflict_or, conflict_or, no_id, parse_status, parse_task_kind,
-    parse_task_status, token_conflict_or, user_not_found, username_conflict_or,
+    parse_task_status, session_conflict_or, token_conflict_or, user_not_found,
+    username_conflict_or,
 };
 pub(super) use self::workflow::{
     check_copy_editable, copy_draft, filters_assignee, plan_decision, plan_submission, rule_json,

@@ -1,4 +1,5 @@
-//! The SQLite store: users, API tokens and the audit listing.
+//! The SQLite store: users, API tokens, passwords, sessions and the audit
+//! trail (listing and standalone events).
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -9,10 +10,13 @@ use super::{list, SqliteStore};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::{AuditEntry, User};
+use crate::store::audit::trunc_micros;
 use crate::store::common::{
-    audit_limit, last_use_cutoff, last_use_is_stale, normalise_roles, now, set_roles_entry,
-    token_conflict_or, token_entry, token_principal, user_create_entry, user_not_found,
-    username_conflict_or, validate_username, USER_COLS,
+    audit_limit, check_password_hash, event_entry, last_use_cutoff, last_use_is_stale,
+    normalise_roles, now, session_conflict_or, session_create_entry, session_delete_entry,
+    session_user_id, set_password_entry, set_roles_entry, token_conflict_or, token_entry,
+    token_principal, user_create_entry, user_not_found, user_principal, username_conflict_or,
+    validate_username, USER_COLS,
 };
 use crate::store::AuditFilter;
 
@@ -136,6 +140,129 @@ impl SqliteStore {
             query.execute(&self.pool).await?;
         }
         Ok(Some(token_principal(user_id, username, list(&roles)?)))
+    }
+
+    /// See [`super::Store::set_password`].
+    pub async fn set_password(&self, actor: &Principal, username: &str, hash: &str) -> Result<()> {
+        check_password_hash(hash)?;
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let sql = "UPDATE users SET password_hash = ?2 WHERE username = ?1";
+        let query = sqlx::query(sql).bind(username).bind(hash);
+        let done = query.execute(&mut *w.tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(user_not_found(username));
+        }
+        let entry = set_password_entry(actor, now, username);
+        self.finish(w, vec![entry]).await
+    }
+
+    /// See [`super::Store::password_hash`].
+    pub async fn password_hash(&self, username: &str) -> Result<Option<(Principal, String)>> {
+        let sql = "SELECT id, username, roles, password_hash FROM users \
+                   WHERE username = ?1 AND password_hash IS NOT NULL";
+        let row: Option<(i64, String, String, String)> = sqlx::query_as(sql)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some((user_id, username, roles, hash)) = row else {
+            return Ok(None);
+        };
+        Ok(Some((
+            user_principal(user_id, username, list(&roles)?),
+            hash,
+        )))
+    }
+
+    /// See [`super::Store::create_session`]. Also deletes the user's expired
+    /// sessions, so they do not pile up.
+    pub async fn create_session(
+        &self,
+        user: &Principal,
+        id_hash: &str,
+        csrf_token: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let user_id = session_user_id(user)?;
+        let (now, expires_at) = (now(), trunc_micros(expires_at));
+        let mut w = self.begin_write().await?;
+        let sql = "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2";
+        let query = sqlx::query(sql).bind(user_id).bind(now);
+        query.execute(&mut *w.tx).await?;
+        let sql = "INSERT INTO sessions \
+                   (id_hash, user_id, csrf_token, created_at, expires_at, last_seen_at) \
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?4)";
+        let query = sqlx::query(sql)
+            .bind(id_hash)
+            .bind(user_id)
+            .bind(csrf_token)
+            .bind(now)
+            .bind(expires_at);
+        let done = query.execute(&mut *w.tx).await;
+        done.map_err(|e| session_conflict_or(e, &user.username))?;
+        let entry = session_create_entry(user, now);
+        self.finish(w, vec![entry]).await
+    }
+
+    /// See [`super::Store::session`].
+    pub async fn session(&self, id_hash: &str) -> Result<Option<(Principal, String)>> {
+        // Last seen, CSRF token, user id, username, roles.
+        type SessionRow = (DateTime<Utc>, String, i64, String, String);
+        let now = now();
+        let sql = "SELECT s.last_seen_at, s.csrf_token, u.id, u.username, u.roles \
+                   FROM sessions s JOIN users u ON u.id = s.user_id \
+                   WHERE s.id_hash = ?1 AND s.expires_at > ?2";
+        let row: Option<SessionRow> = sqlx::query_as(sql)
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some((last_seen, csrf_token, user_id, username, roles)) = row else {
+            return Ok(None);
+        };
+        if last_use_is_stale(Some(last_seen), now) {
+            // A lone autocommit UPDATE, like the token's last use: no writer
+            // slot, no audit row; the WHERE clause makes concurrent requests
+            // write once.
+            let sql = "UPDATE sessions SET last_seen_at = ?2 \
+                       WHERE id_hash = ?1 AND last_seen_at < ?3";
+            let cutoff = last_use_cutoff(now);
+            let query = sqlx::query(sql).bind(id_hash).bind(now).bind(cutoff);
+            query.execute(&self.pool).await?;
+        }
+        let principal = user_principal(user_id, username, list(&roles)?);
+        Ok(Some((principal, csrf_token)))
+    }
+
+    /// See [`super::Store::delete_session`].
+    pub async fn delete_session(&self, actor: &Principal, id_hash: &str) -> Result<()> {
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let sql = "DELETE FROM sessions WHERE id_hash = ?1 RETURNING user_id";
+        let query = sqlx::query_scalar(sql).bind(id_hash);
+        let user_id: Option<i64> = query.fetch_optional(&mut *w.tx).await?;
+        let Some(user_id) = user_id else {
+            // Nothing deleted: nothing to audit.
+            return self.finish(w, Vec::new()).await;
+        };
+        let query = sqlx::query_scalar("SELECT username FROM users WHERE id = ?1").bind(user_id);
+        let username: String = query.fetch_one(&mut *w.tx).await?;
+        let entry = session_delete_entry(actor, now, &username);
+        self.finish(w, vec![entry]).await
+    }
+
+    /// See [`super::Store::audit_event`].
+    pub async fn audit_event(
+        &self,
+        actor: &str,
+        action: &'static str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let now = now();
+        let w = self.begin_write().await?;
+        let entry = event_entry(actor, now, action, target, details);
+        self.finish(w, vec![entry]).await
     }
 
     /// See [`super::Store::list_audit`].
