@@ -185,6 +185,7 @@ pub async fn serve_on(
     })?;
     let status = follower.status();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (store_for_jobs, jobs_stop) = (store.clone(), stop_rx.clone());
     let follower_task = {
         // If the follower ever dies (a panic), say so in /readyz instead of
         // serving an index that silently stopped following the store.
@@ -210,6 +211,16 @@ pub async fn serve_on(
         sign_ins: Default::default(),
         cookie_secure: opts.cookie_secure,
     };
+    // Scheduled jobs: the embedded store has no separate kmt-indexer, so
+    // its server runs them; with PostgreSQL the indexer does.
+    let jobs = matches!(store_for_jobs, Store::Sqlite(_)).then(|| {
+        tokio::spawn(indexer::jobs::run(
+            store_for_jobs.clone(),
+            std::sync::Arc::new(engine::jobs::SystemClock),
+            indexer::jobs::DEFAULT_INTERVAL,
+            jobs_stop.clone(),
+        ))
+    });
     let app = router(state, opts.request_timeout);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -223,6 +234,9 @@ pub async fn serve_on(
     tracing::info!("http server drained; stopping the index follower");
     let _ = stop_tx.send(true);
     let _ = follower_task.await;
+    if let Some(j) = jobs {
+        let _ = j.await;
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod articles;
 pub mod auth;
 pub mod error;
 pub mod import;
+pub mod jobs;
 pub mod model;
 pub mod rules;
 pub mod search;

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod follower;
+pub mod jobs;
 
 pub use error::{Error, Result};
 pub use follower::{Follower, FollowerStatus};

@@ -61,7 +61,8 @@ async fn main() -> anyhow::Result<()> {
         .context("opening the store")?;
     let index_dir = cfg.index_dir.unwrap_or_else(|| cfg.data_dir.join("index"));
     let index = SearchIndex::open(&index_dir).context("opening the index")?;
-    let mut follower = Follower::new(store, index, cfg.batch).context("taking the index writer")?;
+    let mut follower =
+        Follower::new(store.clone(), index, cfg.batch).context("taking the index writer")?;
     tracing::info!(index = %index_dir.display(), checkpoint = follower.status().checkpoint.load(std::sync::atomic::Ordering::Relaxed), "indexer started");
     if cfg.once {
         let n = follower.catch_up().await?;
@@ -69,11 +70,18 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(indexer::jobs::run(
+        store,
+        std::sync::Arc::new(engine::jobs::SystemClock),
+        indexer::jobs::DEFAULT_INTERVAL,
+        rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = tx.send(true);
     });
     follower.run(rx).await;
+    let _ = jobs.await;
     Ok(())
 }
 

@@ -347,3 +347,62 @@ async fn issue_4_submissions_follow_category_rules() {
     assert_eq!(mine.as_array().unwrap().len(), 1);
     s.stop().await;
 }
+
+/// Issue 4: when an article's review date passes it becomes `needs_update`
+/// (still readable and searchable) and its owner gets an update task —
+/// driven with an explicit clock, not sleeps; running the job again does
+/// nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_4_review_interval_creates_update_task() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let due = chrono::Utc::now() + chrono::Duration::days(30);
+    let (code, a) = call(
+        &s,
+        Method::POST,
+        "/v1/articles",
+        "admin",
+        Some(json!({
+        "slug": "nexus-survey", "title": "Nexus questionnaire", "category": "audits",
+        "body": "Send the nexus questionnaire.", "status": "published", "review_due": due})),
+    )
+    .await;
+    assert_eq!(code, 201, "{a}");
+    let store = &s.ts.store;
+    // A day before the review date: nothing happens.
+    let flagged = engine::jobs::review_dates(store, due - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert!(flagged.is_empty());
+    // A day after: flagged, with a task for its owner.
+    let flagged = engine::jobs::review_dates(store, due + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(flagged.len(), 1);
+    let (_, v) = s.get_json("/v1/articles/nexus-survey", Some("vera")).await;
+    assert_eq!(v["status"], "needs_update", "{v}");
+    wait_total(&s, "vera", "nexus", 1).await;
+    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "admin", None).await;
+    let update: Vec<&Value> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "update")
+        .collect();
+    assert_eq!(update.len(), 1, "{tasks}");
+    assert_eq!(update[0]["assignee_user"], "admin");
+    let again = engine::jobs::review_dates(store, due + chrono::Duration::days(2))
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "admin", None).await;
+    assert_eq!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "update")
+            .count(),
+        1
+    );
+    s.stop().await;
+}

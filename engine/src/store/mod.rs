@@ -366,6 +366,22 @@ impl Store {
         dispatch!(self, s => s.audit_event(actor, action, target, details).await)
     }
 
+    /// The review-date job, in one write transaction: every `published`
+    /// article whose `review_due` is before `now` becomes `needs_update`
+    /// (a new version, outbox row, audit row `article.needs_update`) and gets
+    /// an open `update` task assigned to its owner (`assignee_user`), due
+    /// `task_due`. Articles already `needs_update` are left alone, so running
+    /// it again changes nothing. Returns the ids it changed, at most 1,000
+    /// per call: call again until it returns fewer.
+    pub async fn mark_overdue(
+        &self,
+        actor: &Principal,
+        now: chrono::DateTime<chrono::Utc>,
+        task_due: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<ArticleId>> {
+        dispatch!(self, s => s.mark_overdue(actor, now, task_due).await)
+    }
+
     /// A signal fired after each committed write, plus a poll interval that
     /// covers writes made by other processes.
     pub fn change_signal(&self) -> (Arc<tokio::sync::Notify>, Duration) {

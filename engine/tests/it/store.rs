@@ -1572,3 +1572,97 @@ async fn audit_events_extend_the_chain() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mark_overdue_flags_published_articles_past_review() {
+    for_each_store(|store, _| async move {
+        let (author, job) = (user("alice", "author"), system());
+        let past = Utc.with_ymd_and_hms(2020, 1, 2, 3, 4, 5).unwrap();
+        let future = Utc.with_ymd_and_hms(2099, 1, 2, 3, 4, 5).unwrap();
+        let task_due = Utc.with_ymd_and_hms(2031, 3, 4, 5, 6, 7).unwrap();
+        let mut created = vec![];
+        for (slug, status, review_due) in [
+            ("overdue", Status::Published, Some(past)),
+            ("not-yet", Status::Published, Some(future)),
+            ("no-date", Status::Published, None),
+            ("draft-overdue", Status::Draft, Some(past)),
+        ] {
+            let mut d = draft(slug);
+            (d.status, d.review_due) = (status, review_due);
+            created.push(store.create_article(&author, d).await.unwrap());
+        }
+        let overdue = created[0].clone();
+        let head = store.outbox_head().await.unwrap();
+        let all_tasks = TaskFilter {
+            include_done: true,
+            ..TaskFilter::default()
+        };
+
+        let changed = store.mark_overdue(&job, Utc::now(), task_due).await;
+        assert_eq!(changed.unwrap(), vec![overdue.id]);
+        let a = store.get_article(overdue.id).await.unwrap().unwrap();
+        assert_eq!((a.status, a.version), (Status::NeedsUpdate, 2));
+        assert_eq!(
+            (a.review_due, a.published_at),
+            (Some(past), overdue.published_at)
+        );
+        for other in &created[1..] {
+            let got = store.get_article(other.id).await.unwrap();
+            assert_eq!(got.as_ref(), Some(other), "{} untouched", other.slug);
+        }
+        let versions = store.list_versions(overdue.id).await.unwrap();
+        assert_eq!(versions.len(), 2);
+        assert_eq!(
+            (
+                versions[1].version,
+                versions[1].status,
+                versions[1].author.as_str()
+            ),
+            (2, Status::NeedsUpdate, "system")
+        );
+        let changes = store.changes_after(head, 100).await.unwrap();
+        let changes: Vec<_> = changes.iter().map(|c| (c.article_id, c.kind)).collect();
+        assert_eq!(changes, vec![(overdue.id, ChangeKind::Upsert)]);
+
+        let tasks = store.list_tasks(&all_tasks).await.unwrap();
+        assert_eq!(tasks.len(), 1);
+        let t = &tasks[0];
+        assert_eq!(
+            (t.kind, t.article_id, t.status),
+            (TaskKind::Update, overdue.id, TaskStatus::Open)
+        );
+        assert_eq!(
+            (t.assignee_role.as_deref(), t.assignee_user.as_deref()),
+            (None, Some("alice"))
+        );
+        assert_eq!(
+            (t.created_by.as_str(), t.due_at),
+            ("system", Some(task_due))
+        );
+        let mine = TaskFilter {
+            username: Some("alice".into()),
+            ..TaskFilter::default()
+        };
+        assert_eq!(store.list_tasks(&mine).await.unwrap(), tasks);
+
+        let audit = store.list_audit(&AuditFilter::default()).await.unwrap();
+        let last = audit.last().unwrap();
+        assert_eq!(
+            (last.actor.as_str(), last.action.as_str()),
+            ("system", "article.needs_update")
+        );
+        assert_eq!(last.target, format!("article:{}", overdue.id));
+        let want = json!({ "slug": "overdue", "version": 2, "review_due": past });
+        assert_eq!(last.details, want);
+
+        // Already needs_update: a second run changes nothing.
+        let before = snapshot(&store).await;
+        let again = store.mark_overdue(&job, Utc::now(), task_due).await;
+        assert!(again.unwrap().is_empty());
+        assert_eq!(snapshot(&store).await, before);
+        assert_eq!(store.list_tasks(&all_tasks).await.unwrap(), tasks);
+        assert_eq!(store.list_versions(overdue.id).await.unwrap().len(), 2);
+        assert_chain_verifies(&store).await;
+    })
+    .await;
+}

@@ -136,3 +136,37 @@ async fn issue_2_killed_indexer_converges_sqlite() {
     let store = Store::open(None, dir.path()).await.unwrap();
     killed_indexer_converges(store, None, dir.path()).await;
 }
+
+/// The scheduler runs the review-date job with the clock it is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_runs_the_review_date_job_on_its_clock() {
+    struct Later;
+    impl engine::jobs::Clock for Later {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            chrono::Utc::now() + chrono::Duration::days(400)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(None, dir.path()).await.unwrap();
+    let mut d = draft(1);
+    d.review_due = Some(chrono::Utc::now() + chrono::Duration::days(365));
+    let a = store.create_article(&Principal::system(), d).await.unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let job = tokio::spawn(indexer::jobs::run(
+        store.clone(),
+        std::sync::Arc::new(Later),
+        Duration::from_millis(20),
+        rx,
+    ));
+    let t0 = std::time::Instant::now();
+    loop {
+        let now = store.get_article(a.id).await.unwrap().unwrap();
+        if now.status == Status::NeedsUpdate {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "job never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(true).unwrap();
+    job.await.unwrap();
+}

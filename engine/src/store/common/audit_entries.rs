@@ -122,6 +122,19 @@ pub(in crate::store) fn decision_entry(
     PendingAudit::new(actor, at, action, format!("article:{}", a.id), details)
 }
 
+/// The audit entry of an article the review-date job marked
+/// `needs_update`: `a` is the article after it (its new version and the
+/// `review_due` that had passed).
+pub(in crate::store) fn needs_update_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    a: &Article,
+) -> PendingAudit {
+    let details = json!({ "slug": a.slug, "version": a.version, "review_due": a.review_due });
+    let target = format!("article:{}", a.id);
+    PendingAudit::new(actor, at, "article.needs_update", target, details)
+}
+
 /// The audit entry of a reindex request, whose outbox row is `seq`.
 pub(in crate::store) fn reindex_entry(
     actor: &Principal,

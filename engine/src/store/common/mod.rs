@@ -38,8 +38,9 @@ pub(super) use self::articles::{
 };
 pub(super) use self::audit_entries::{
     audit_limit, chained_json, decision_entry, delete_entry, draft_save_entry, entry, event_entry,
-    reindex_entry, rule_save_entry, session_create_entry, session_delete_entry, set_password_entry,
-    set_roles_entry, submit_entry, token_entry, user_create_entry, PendingAudit,
+    needs_update_entry, reindex_entry, rule_save_entry, session_create_entry, session_delete_entry,
+    set_password_entry, set_roles_entry, submit_entry, token_entry, user_create_entry,
+    PendingAudit,
 };
 pub(super) use self::errors::{
     article_not_found, batch_conflict_or, conflict_or, no_id, parse_status, parse_task_kind,
@@ -68,6 +69,9 @@ pub(super) const TASK_COLS: &str = "id, kind, article_id, assignee_role, assigne
 pub(super) const RULE_COLS: &str = "category, version, spec, updated_by, updated_at";
 /// Most tasks one [`super::Store::list_tasks`] call returns.
 pub(super) const TASK_LIMIT: i64 = 1000;
+/// Most articles one [`super::Store::mark_overdue`] call changes; the job
+/// calls it again to pick up the rest.
+pub(super) const OVERDUE_LIMIT: i64 = 1000;
 
 /// The current time at the precision both stores keep.
 pub(super) fn now() -> DateTime<Utc> {

@@ -286,7 +286,7 @@ async fn append_outbox(
     Ok(seq)
 }
 
-fn article_from_row(r: &PgRow) -> Result<Article> {
+pub(super) fn article_from_row(r: &PgRow) -> Result<Article> {
     Ok(Article {
         id: r.try_get("id")?,
         slug: r.try_get("slug")?,

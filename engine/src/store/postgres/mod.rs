@@ -11,7 +11,9 @@
 //! The review workflow's writes (working copies, submissions, decisions)
 //! follow the same pattern: one locked transaction that reads the article
 //! `FOR UPDATE`, writes any new version through the same helpers as
-//! [`PgStore::update_article`], and appends its audit row.
+//! [`PgStore::update_article`], and appends its audit row. The review-date job
+//! ([`PgStore::mark_overdue`]) is one such transaction over all the
+//! overdue articles it changes.
 //!
 //! Category rules are versioned rows in `category_rules` (the spec as
 //! `JSONB`): a save is one locked transaction that reads the category's

@@ -281,7 +281,7 @@ async fn append_outbox(
     Ok(query.execute(&mut **tx).await?.last_insert_rowid())
 }
 
-fn article_from_row(r: &SqliteRow) -> Result<Article> {
+pub(super) fn article_from_row(r: &SqliteRow) -> Result<Article> {
     Ok(Article {
         id: r.try_get("id")?,
         slug: r.try_get("slug")?,

@@ -1,12 +1,12 @@
 //! The SQLite store: working copies, review submission and decisions,
-//! tasks and category rules.
+//! the review-date job, tasks and category rules.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row as _;
 
-use super::articles::{read_article, write_version};
+use super::articles::{article_from_row, read_article, write_version};
 use super::SqliteStore;
 use super::{list, Tx};
 use crate::auth::Principal;
@@ -18,9 +18,10 @@ use crate::model::{
 use crate::store::audit::trunc_micros;
 use crate::store::common::{
     check_copy_editable, check_live, copy_draft, decision_entry, draft_save_entry,
-    filters_assignee, now, parse_status, parse_task_kind, parse_task_status, plan_decision,
-    plan_submission, rule_json, rule_save_entry, rule_spec_from_str, status_draft, stored_copy,
-    stored_rule, submit_entry, Outcome, Submission, COPY_COLS, RULE_COLS, TASK_COLS, TASK_LIMIT,
+    filters_assignee, needs_update_entry, now, parse_status, parse_task_kind, parse_task_status,
+    plan_decision, plan_submission, rule_json, rule_save_entry, rule_spec_from_str, status_draft,
+    stored_copy, stored_rule, submit_entry, Outcome, Submission, ARTICLE_COLS, COPY_COLS,
+    OVERDUE_LIMIT, RULE_COLS, TASK_COLS, TASK_LIMIT,
 };
 use crate::store::TaskFilter;
 
@@ -171,6 +172,44 @@ impl SqliteStore {
         Ok(article)
     }
 
+    /// See [`super::Store::mark_overdue`]. Articles whose `review_due` is
+    /// before `cutoff` match; the new versions, tasks and audit rows carry
+    /// the store's clock, like every other write. At most 1,000 articles
+    /// (`OVERDUE_LIMIT`, lowest ids first) change per call, so one run
+    /// stays a bounded transaction: call again until it returns none.
+    /// `BEGIN IMMEDIATE` holds the write lock from the match to the commit,
+    /// so no other write can slip in between.
+    pub async fn mark_overdue(
+        &self,
+        actor: &Principal,
+        cutoff: DateTime<Utc>,
+        task_due: DateTime<Utc>,
+    ) -> Result<Vec<ArticleId>> {
+        let now = now();
+        let mut w = self.begin_write().await?;
+        let sql = format!(
+            "SELECT {ARTICLE_COLS} FROM articles \
+             WHERE status = ?1 AND review_due IS NOT NULL AND review_due < ?2 \
+             ORDER BY id LIMIT ?3"
+        );
+        let query = sqlx::query(&sql)
+            .bind(Status::Published.as_str())
+            .bind(trunc_micros(cutoff))
+            .bind(OVERDUE_LIMIT);
+        let rows = query.fetch_all(&mut *w.tx).await?;
+        let overdue: Vec<Article> = rows.iter().map(article_from_row).collect::<Result<_>>()?;
+        let mut entries = Vec::with_capacity(overdue.len());
+        for old in &overdue {
+            let draft = status_draft(old, Status::NeedsUpdate);
+            let article = write_version(&mut w.tx, old, draft, &actor.username, now).await?;
+            insert_update_task(&mut w.tx, &article, actor, now, task_due).await?;
+            entries.push(needs_update_entry(actor, now, &article));
+        }
+        // No match: nothing was written and `finish` wakes nobody.
+        self.finish(w, entries).await?;
+        Ok(overdue.iter().map(|a| a.id).collect())
+    }
+
     /// See [`super::Store::list_tasks`].
     pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         // Open tasks oldest first (the queue), then done ones newest first.
@@ -269,6 +308,29 @@ async fn working_copy(tx: &mut Tx, id: ArticleId) -> Result<Option<WorkingCopy>>
     let sql = format!("SELECT {COPY_COLS} FROM article_drafts WHERE article_id = ?1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
     row.as_ref().map(copy_from_row).transpose()
+}
+
+/// Opens an `update` task for article `a`, assigned to its owner (no
+/// role), due `due_at`.
+async fn insert_update_task(
+    tx: &mut Tx,
+    a: &Article,
+    actor: &Principal,
+    now: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+) -> Result<()> {
+    let sql = "INSERT INTO tasks (kind, article_id, assignee_role, assignee_user, status, \
+               created_by, created_at, due_at) VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, ?7)";
+    let query = sqlx::query(sql)
+        .bind(TaskKind::Update.as_str())
+        .bind(a.id)
+        .bind(&a.owner)
+        .bind(TaskStatus::Open.as_str())
+        .bind(&actor.username)
+        .bind(now)
+        .bind(trunc_micros(due_at));
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 fn copy_from_row(r: &SqliteRow) -> Result<WorkingCopy> {
