@@ -176,5 +176,21 @@ pub async fn tasks(store: &Store, p: &Principal, include_done: bool) -> Result<V
             include_done,
         }
     };
-    store.list_tasks(&filter).await
+    let tasks = store.list_tasks(&filter).await?;
+    // A task must not reveal an article its assignee may not read (an
+    // approver role outside a restricted article's audience, say).
+    let mut ids: Vec<_> = tasks.iter().map(|t| t.article_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let readable: std::collections::HashSet<_> = store
+        .get_articles(&ids)
+        .await?
+        .into_iter()
+        .filter(|a| p.can_read(a))
+        .map(|a| a.id)
+        .collect();
+    Ok(tasks
+        .into_iter()
+        .filter(|t| readable.contains(&t.article_id))
+        .collect())
 }

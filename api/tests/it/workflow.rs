@@ -228,7 +228,7 @@ async fn issue_4_review_workflow_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_4_submissions_follow_category_rules() {
     let mut s = TestServer::start(Backend::Sqlite).await;
-    s.add_user("paula", &["viewer", "program_specialist"]).await;
+    s.add_user("paula", &["reviewer", "program_specialist"]).await;
     let spec = json!({
         "mandatory_fields": ["summary", "tags"],
         "min_lengths": {"body": 20},
@@ -404,5 +404,57 @@ async fn issue_4_review_interval_creates_update_task() {
             .count(),
         1
     );
+    s.stop().await;
+}
+
+/// A review task never reveals an article its assignee may not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_do_not_leak_restricted_articles() {
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    s.add_user("rex", &["reviewer"]).await;
+    s.add_user("hana", &["author", "hearing_officer"]).await;
+    s.add_user("rhea", &["reviewer", "hearing_officer"]).await;
+    let (code, _) = call(
+        &s,
+        Method::POST,
+        "/v1/articles",
+        "hana",
+        Some(json!({
+        "slug": "recusal", "title": "Hearing recusal", "category": "appeals",
+        "audience": ["hearing_officer"], "body": "Brambleton rule."})),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, _) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/recusal/submit",
+        "hana",
+        None,
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rex", None).await;
+    assert_eq!(tasks, json!([]), "rex may not read the article, so no task");
+    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rhea", None).await;
+    assert_eq!(tasks.as_array().unwrap().len(), 1);
+    let (code, _) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/recusal/approve",
+        "rex",
+        None,
+    )
+    .await;
+    assert_eq!(code, 404, "nor can he act on it");
+    let (code, _) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/recusal/approve",
+        "rhea",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
     s.stop().await;
 }
