@@ -465,3 +465,26 @@ async fn diff_revert_and_retire() {
     assert_eq!(versions.as_array().unwrap().len(), 5);
     s.stop().await;
 }
+
+/// Every response carries the security headers; the home page loads its
+/// script and style from our own origin (no inline script, no CDN).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_headers_and_embedded_assets() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    for path in ["/", "/v1/search?q=x", "/nothing", "/assets/home.js"] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    }
+    let page = s.http.get(s.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("/assets/home.js") && !page.contains("<script>"));
+    let r = s.http.get(s.url("/assets/home.js")).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert_eq!(s.http.get(s.url("/assets/home.css")).send().await.unwrap().status(), 200);
+    assert_eq!(s.http.get(s.url("/assets/../Cargo.toml")).send().await.unwrap().status(), 404);
+    s.stop().await;
+}

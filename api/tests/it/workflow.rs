@@ -228,7 +228,8 @@ async fn issue_4_review_workflow_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_4_submissions_follow_category_rules() {
     let mut s = TestServer::start(Backend::Sqlite).await;
-    s.add_user("paula", &["reviewer", "program_specialist"]).await;
+    s.add_user("paula", &["reviewer", "program_specialist"])
+        .await;
     let spec = json!({
         "mandatory_fields": ["summary", "tags"],
         "min_lengths": {"body": 20},
