@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: demo test lint unit build release bench fmt clean
+.PHONY: demo test lint unit build release bench fmt clean model
 
 ## make demo: build and start the demo on the embedded store (http://127.0.0.1:$(PORT)/)
 demo:
@@ -26,6 +26,10 @@ build:
 
 release:
 	$(CARGO) build --release -p kmt-api -p kmt-indexer -p kmt-benches
+
+## make model: fetch and verify the embedding model (all-MiniLM-L6-v2) into KMT_MODEL_DIR
+model:
+	bash scripts/fetch-model.sh
 
 ## make bench: the latency benchmark at 100,000 articles (writes BENCHMARKS.md)
 bench:
