@@ -59,6 +59,13 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(cfg.database_url.as_deref(), &cfg.data_dir)
         .await
         .context("opening the store")?;
+    // One indexer leads (a PostgreSQL advisory lock); others stand by and
+    // take over when the leader's connection dies.
+    let mut leadership = store
+        .lead(std::time::Duration::from_secs(1))
+        .await
+        .context("waiting for indexer leadership")?;
+    tracing::info!("leading");
     let index_dir = cfg.index_dir.unwrap_or_else(|| cfg.data_dir.join("index"));
     let index = SearchIndex::open(&index_dir).context("opening the index")?;
     let mut follower =
@@ -76,12 +83,30 @@ async fn main() -> anyhow::Result<()> {
         indexer::jobs::DEFAULT_INTERVAL,
         rx.clone(),
     ));
+    let lost = tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = tx.send(true);
     });
+    // Losing the lock's connection means another indexer may lead now:
+    // stop, and let the orchestrator restart this one as a standby.
+    let watch = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            if lost.is_closed() {
+                return false;
+            }
+            if !leadership.still_held().await {
+                tracing::error!("lost indexer leadership; stopping");
+                let _ = lost.send(true);
+                return true;
+            }
+        }
+    });
     follower.run(rx).await;
+    let lost_leadership = watch.is_finished() && watch.await.unwrap_or(false);
     let _ = jobs.await;
+    anyhow::ensure!(!lost_leadership, "lost indexer leadership");
     Ok(())
 }
 

@@ -478,13 +478,43 @@ async fn security_headers_and_embedded_assets() {
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(
+            csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
     }
-    let page = s.http.get(s.url("/")).send().await.unwrap().text().await.unwrap();
+    let page = s
+        .http
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("/assets/home.js") && !page.contains("<script>"));
     let r = s.http.get(s.url("/assets/home.js")).send().await.unwrap();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
-    assert_eq!(s.http.get(s.url("/assets/home.css")).send().await.unwrap().status(), 200);
-    assert_eq!(s.http.get(s.url("/assets/../Cargo.toml")).send().await.unwrap().status(), 404);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert_eq!(
+        s.http
+            .get(s.url("/assets/home.css"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.http
+            .get(s.url("/assets/../Cargo.toml"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     s.stop().await;
 }

@@ -239,8 +239,6 @@ impl SearchIndex {
                 Generation::create(id + 1, Some(gen_dir(root, id + 1)))?
             }
         };
-        write_current(root, gen.id)?;
-        remove_other_generations(root, gen.id);
         Ok(SearchIndex {
             root: Some(root.to_path_buf()),
             current: Arc::new(ArcSwap::from_pointee(gen)),
@@ -310,6 +308,13 @@ impl SearchIndex {
                 ),
                 e => Error::Index(e),
             })?;
+        // Only the writer's holder tidies the directory: a reader (another
+        // process opening the same index) must never delete a generation
+        // the writer is still building.
+        if let Some(root) = &self.root {
+            write_current(root, gen.id)?;
+            remove_other_generations(root, gen.id);
+        }
         Ok(IndexUpdater { gen, writer })
     }
 

@@ -13,6 +13,7 @@
 
 pub mod audit;
 mod common;
+pub mod leader;
 pub mod postgres;
 pub mod sqlite;
 

@@ -449,3 +449,25 @@ fn hostile_queries_never_panic() {
         }
     }
 }
+
+/// Opening an index that another process writes never deletes the
+/// generation its writer is building; the writer's holder tidies up.
+#[test]
+fn readers_never_delete_a_generation_being_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("index");
+    let writer_side = SearchIndex::open(&root).unwrap();
+    let _u = writer_side.updater().unwrap();
+    let building = writer_side.new_generation(1).unwrap();
+    assert!(root.join("gen-000002").is_dir());
+    let reader_side = SearchIndex::open(&root).unwrap();
+    assert_eq!(reader_side.generation(), 1);
+    assert!(
+        root.join("gen-000002").is_dir(),
+        "a reader removed the generation being built"
+    );
+    assert!(reader_side.updater().is_err(), "the writer lock is held");
+    writer_side.publish(&building).unwrap();
+    assert!(!root.join("gen-000001").exists());
+    assert_eq!(SearchIndex::open(&root).unwrap().generation(), 2);
+}

@@ -170,3 +170,90 @@ async fn scheduler_runs_the_review_date_job_on_its_clock() {
     tx.send(true).unwrap();
     job.await.unwrap();
 }
+
+/// Starts `kmt-indexer` with info logs and returns it with a channel of its
+/// log lines.
+fn spawn_logged(db: &str, data: &std::path::Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmt-indexer"))
+        .arg("--data")
+        .arg(data)
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting kmt-indexer");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str, within: Duration) -> bool {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < within {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) if l.contains(needle) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// One indexer leads; a second stands by and takes over when the first is
+/// killed, and then indexes what was written meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_indexer_takes_over_when_the_leader_dies() {
+    let db = PgTestDb::create("leader").await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = Store::open(Some(&db.url), dir_a.path()).await.unwrap();
+    let (mut a, a_log) = spawn_logged(&db.url, dir_a.path());
+    assert!(
+        wait_for_line(&a_log, "leading", Duration::from_secs(20)),
+        "first indexer never led"
+    );
+    let (mut b, b_log) = spawn_logged(&db.url, dir_b.path());
+    assert!(
+        wait_for_line(&b_log, "standing by", Duration::from_secs(20)),
+        "second indexer did not stand by"
+    );
+    store
+        .upsert_batch(&Principal::system(), (0..50).map(draft).collect())
+        .await
+        .unwrap();
+    a.kill().unwrap();
+    a.wait().unwrap();
+    assert!(
+        wait_for_line(&b_log, "leading", Duration::from_secs(20)),
+        "standby never took over"
+    );
+    let head = store.outbox_head().await.unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        // The standby's own index fills up from the store.
+        if let Ok(ix) = SearchIndex::open(&dir_b.path().join("index")) {
+            if ix.checkpoint().unwrap_or(0) == head && ix.num_docs() == 50 {
+                break;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "standby did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.kill().unwrap();
+    b.wait().unwrap();
+    if let Store::Postgres(s) = store {
+        s.close().await;
+    }
+    db.drop_db().await;
+}

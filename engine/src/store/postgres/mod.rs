@@ -58,6 +58,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// The connection pool (for store-level helpers such as leadership).
+    pub(in crate::store) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connects to `url` and starts the `kmt_outbox` listener. The listener
     /// is subscribed before this returns, so no write made afterwards is
     /// missed by [`PgStore::change_signal`].
