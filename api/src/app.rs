@@ -20,7 +20,9 @@ use utoipa::OpenApi;
 
 use crate::error::problem;
 use crate::metrics;
-use crate::routes::{articles, audit, health, rules, search, session, users, workflow};
+use crate::routes::{
+    articles, audit, health, notifications, rules, search, session, users, workflow,
+};
 use crate::state::AppState;
 
 /// Largest accepted request body (an article body may be 2 MiB).
@@ -34,6 +36,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         health::healthz, health::readyz, search::search,
         articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::diff, articles::revert,
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
+        notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
         audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::list, users::create, users::set_roles, users::create_token, users::reindex,
     ),
@@ -131,6 +134,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/articles/{id}/approve", post(workflow::approve))
         .route("/v1/articles/{id}/reject", post(workflow::reject))
         .route("/v1/tasks", get(workflow::tasks))
+        .route("/v1/notifications", get(notifications::list))
+        .route("/v1/notifications/read", post(notifications::mark_read))
         .route("/v1/rules", get(rules::list))
         .route("/v1/rules/{category}", get(rules::effective).put(rules::save))
         .route("/v1/rules/{category}/history", get(rules::history))

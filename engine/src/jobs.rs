@@ -1,9 +1,10 @@
 //! Scheduled work, driven by an injectable [`Clock`] so tests control time.
 //!
 //! The review-date job turns published articles whose review date has
-//! passed into `needs_update` and gives their owners an update task. It is
-//! idempotent (already-flagged articles are skipped), so several processes
-//! may run it.
+//! passed into `needs_update` and gives their owners an update task; the
+//! escalation job ([`crate::notify::escalate_overdue`]) walks overdue tasks
+//! along their category's escalation path. Both are idempotent, so several
+//! processes may run them.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -54,6 +55,7 @@ pub async fn review_dates(store: &Store, now: DateTime<Utc>) -> Result<Vec<Artic
             articles = flagged.len(),
             "articles past their review date need an update"
         );
+        crate::notify::update_needed(store, &store.get_articles(&flagged).await?).await;
     }
     Ok(flagged)
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod import;
 pub mod jobs;
 pub mod model;
+pub mod notify;
 pub mod rules;
 pub mod search;
 pub mod sessions;

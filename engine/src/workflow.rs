@@ -15,6 +15,7 @@ use crate::articles;
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
 use crate::model::{Article, ArticleDraft, ArticlePatch, Decision, Task, WorkingCopy};
+use crate::notify;
 use crate::rules;
 use crate::store::{Store, TaskFilter};
 
@@ -117,9 +118,13 @@ pub async fn submit(store: &Store, p: &Principal, key: &str) -> Result<Task> {
         return Err(Error::RuleViolations(faults));
     }
     let due = Utc::now() + Duration::days(REVIEW_DAYS);
-    store
+    let task = store
         .submit_for_review(p, current.id, rules::approver_role(&spec), Some(due))
-        .await
+        .await?;
+    // Recipients are checked against the article as it is now (in review).
+    let now = store.get_article(current.id).await?.unwrap_or(current);
+    notify::review_requested(store, &task, &now, &p.username).await;
+    Ok(task)
 }
 
 /// Approves or rejects what is in review. A rejection needs a note that
@@ -155,9 +160,11 @@ pub async fn decide(
             "you submitted this; another reviewer must decide it".into(),
         ));
     }
-    store
+    let decided = store
         .decide_review(p, current.id, decision, note.as_deref())
-        .await
+        .await?;
+    notify::decided(store, &decided, &submitter, decision, note.as_deref()).await;
+    Ok(decided)
 }
 
 /// Open tasks for the caller: those of their roles and their own; admins

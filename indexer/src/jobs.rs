@@ -1,4 +1,4 @@
-//! The scheduler of background jobs (the review-date job for now): runs
+//! The scheduler of background jobs (review dates, escalations): runs
 //! each job every `interval` until shutdown; failures are logged and retried
 //! at the next tick.
 
@@ -29,8 +29,12 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        if let Err(e) = engine::jobs::review_dates(&store, clock.now()).await {
+        let now = clock.now();
+        if let Err(e) = engine::jobs::review_dates(&store, now).await {
             tracing::warn!(error = %e, "review-date job failed; retrying at the next tick");
+        }
+        if let Err(e) = engine::notify::escalate_overdue(&store, now).await {
+            tracing::warn!(error = %e, "escalation job failed; retrying at the next tick");
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod articles;
 pub mod audit;
 pub mod health;
+pub mod notifications;
 pub mod rules;
 pub mod search;
 pub mod session;

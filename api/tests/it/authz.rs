@@ -92,6 +92,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: Method::GET,
+            path: "/v1/notifications",
+            body: None,
+            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
             path: "/v1/rules",
             body: None,
             allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],

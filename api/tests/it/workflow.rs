@@ -459,3 +459,154 @@ async fn tasks_do_not_leak_restricted_articles() {
     assert_eq!(code, 200);
     s.stop().await;
 }
+
+/// Issue 4: an escalation path with two steps notifies the right
+/// recipients at the right times (driven by an explicit clock), never twice;
+/// workflow events notify reviewers and authors in the application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_4_escalations_and_notifications() {
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    s.add_user("rex", &["reviewer"]).await;
+    s.add_user("dora", &["viewer", "director"]).await;
+    let (code, _) = call(&s, Method::PUT, "/v1/rules/collections", "admin", Some(json!({
+        "escalation": [{"after_hours": 24, "to_role": "reviewer"}, {"after_hours": 72, "to_user": "dora"}]}))).await;
+    assert_eq!(code, 200);
+    let (code, _) = call(&s, Method::POST, "/v1/articles", "alice", Some(json!({
+        "slug": "lien-release", "title": "Releasing a tax lien", "category": "collections", "body": "File the release."}))).await;
+    assert_eq!(code, 201);
+    let (code, task) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/lien-release/submit",
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(code, 201);
+    // The submission itself notifies reviewers (not the submitter).
+    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "rex", None).await;
+    assert_eq!(inbox["unread"], 1, "{inbox}");
+    assert_eq!(inbox["items"][0]["kind"], "review_requested");
+    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "alice", None).await;
+    assert_eq!(inbox["unread"], 0);
+
+    let due: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(task["due_at"].clone()).unwrap();
+    let store = &s.ts.store;
+    let h = chrono::Duration::hours;
+    assert_eq!(
+        engine::notify::escalate_overdue(store, due - h(1))
+            .await
+            .unwrap(),
+        0,
+        "not yet due"
+    );
+    assert_eq!(
+        engine::notify::escalate_overdue(store, due + h(23))
+            .await
+            .unwrap(),
+        0,
+        "before step 1"
+    );
+    assert_eq!(
+        engine::notify::escalate_overdue(store, due + h(25))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        engine::notify::escalate_overdue(store, due + h(26))
+            .await
+            .unwrap(),
+        0,
+        "a rerun sends nothing twice"
+    );
+    let (_, inbox) = call(
+        &s,
+        Method::GET,
+        "/v1/notifications?unread=true",
+        "rex",
+        None,
+    )
+    .await;
+    let kinds: Vec<&str> = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["escalation", "review_requested"], "{inbox}");
+    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "dora", None).await;
+    assert_eq!(inbox["unread"], 0, "step 2 has not come yet");
+    // Step 2, and a "restart" (another run at a later time) re-sends neither step.
+    assert_eq!(
+        engine::notify::escalate_overdue(store, due + h(73))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        engine::notify::escalate_overdue(store, due + h(100))
+            .await
+            .unwrap(),
+        0
+    );
+    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "dora", None).await;
+    assert_eq!(
+        inbox["unread"], 0,
+        "dora (a viewer) may not read an article in review, so she is not told about it: {inbox}"
+    );
+    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "rex", None).await;
+    assert_eq!(inbox["unread"], 2);
+    // Reading.
+    let first = inbox["items"][0]["id"].as_i64().unwrap();
+    let (_, r) = call(
+        &s,
+        Method::POST,
+        "/v1/notifications/read",
+        "rex",
+        Some(json!({"ids": [first]})),
+    )
+    .await;
+    assert_eq!(r["marked"], 1);
+    let (_, r) = call(
+        &s,
+        Method::POST,
+        "/v1/notifications/read",
+        "rex",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r["marked"], 1);
+    // A decision notifies the author.
+    let (code, _) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/lien-release/reject",
+        "rex",
+        Some(json!({"note": "cite the form"})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "alice", None).await;
+    assert_eq!(inbox["items"][0]["kind"], "rejected");
+    assert!(inbox["items"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cite the form"));
+    let (_, audit) = s.get_json("/v1/audit?limit=1000", Some("admin")).await;
+    let escalations = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "task.escalate")
+        .count();
+    assert_eq!(escalations, 2);
+    let r = s
+        .req(Method::GET, "/v1/notifications", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    s.stop().await;
+}

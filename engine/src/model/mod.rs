@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 
 mod workflow;
 pub use workflow::{
-    CategoryRule, Decision, EscalationStep, RuleSpec, Task, TaskKind, TaskStatus, WorkingCopy,
+    CategoryRule, Decision, EscalationStep, Notification, RuleSpec, Task, TaskKind, TaskStatus,
+    WorkingCopy,
 };
 
 /// Article identifier (store-assigned, positive).

@@ -168,3 +168,25 @@ pub struct CategoryRule {
     /// When.
     pub updated_at: DateTime<Utc>,
 }
+
+/// A message to one user, shown in the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    /// Store-assigned id.
+    pub id: i64,
+    /// The user it is for.
+    pub recipient: String,
+    /// What happened: `review_requested`, `approved`, `rejected`,
+    /// `escalation`, `update_needed`.
+    pub kind: String,
+    /// The article concerned, if any.
+    pub article_id: Option<ArticleId>,
+    /// The task concerned, if any.
+    pub task_id: Option<i64>,
+    /// Human-readable text.
+    pub message: String,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// When the recipient marked it read.
+    pub read_at: Option<DateTime<Utc>>,
+}

@@ -24,7 +24,7 @@ use crate::auth::Principal;
 use crate::error::Result;
 use crate::model::{
     Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, CategoryRule, Change, Decision,
-    RuleSpec, Task, User, WorkingCopy,
+    Notification, RuleSpec, Task, User, WorkingCopy,
 };
 
 pub use postgres::PgStore;
@@ -381,6 +381,63 @@ impl Store {
         task_due: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<ArticleId>> {
         dispatch!(self, s => s.mark_overdue(actor, now, task_due).await)
+    }
+
+    /// Sends notifications: one row per recipient (deduplicated), all in
+    /// one transaction. No audit row (notifications derive from audited
+    /// events).
+    pub async fn notify(
+        &self,
+        recipients: &[String],
+        kind: &str,
+        article_id: Option<ArticleId>,
+        task_id: Option<i64>,
+        message: &str,
+    ) -> Result<usize> {
+        dispatch!(self, s => s.notify(recipients, kind, article_id, task_id, message).await)
+    }
+
+    /// Records escalation step `step` of task `task_id` and notifies its
+    /// recipients, exactly once: in one transaction, insert the
+    /// (task, step) marker — if it already exists, do nothing and return
+    /// `false` — then the notifications (kind `escalation`) and an audit row
+    /// `task.escalate` (target `task:{id}`, details {"step", "recipients"}).
+    pub async fn escalate(
+        &self,
+        actor: &Principal,
+        task_id: i64,
+        step: i32,
+        recipients: &[String],
+        article_id: ArticleId,
+        message: &str,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.escalate(actor, task_id, step, recipients, article_id, message).await)
+    }
+
+    /// A user's notifications, newest first, at most `limit` (1..=500).
+    pub async fn list_notifications(
+        &self,
+        username: &str,
+        unread_only: bool,
+        limit: i64,
+    ) -> Result<Vec<Notification>> {
+        dispatch!(self, s => s.list_notifications(username, unread_only, limit).await)
+    }
+
+    /// Number of a user's unread notifications.
+    pub async fn unread_notifications(&self, username: &str) -> Result<i64> {
+        dispatch!(self, s => s.unread_notifications(username).await)
+    }
+
+    /// Marks a user's notifications read: those with these ids (others'
+    /// ids are ignored), or all when `ids` is `None`. Returns how many
+    /// changed.
+    pub async fn mark_notifications_read(
+        &self,
+        username: &str,
+        ids: Option<&[i64]>,
+    ) -> Result<u64> {
+        dispatch!(self, s => s.mark_notifications_read(username, ids).await)
     }
 
     /// A signal fired after each committed write, plus a poll interval that

@@ -237,6 +237,22 @@ pub(in crate::store) fn rule_save_entry(
     PendingAudit::new(actor, at, "rule.save", target, details)
 }
 
+/// The audit entry of escalation step `step` of task `task_id`, sent to
+/// `recipients` (deduplicated).
+pub(in crate::store) fn task_escalate_entry(
+    actor: &Principal,
+    at: DateTime<Utc>,
+    task_id: i64,
+    step: i32,
+    recipients: &[String],
+) -> PendingAudit {
+    let (target, details) = (
+        format!("task:{task_id}"),
+        json!({ "step": step, "recipients": recipients }),
+    );
+    PendingAudit::new(actor, at, "task.escalate", target, details)
+}
+
 /// The entries chained onto `prev` (the newest stored hash, if any), as the
 /// JSON array of rows that the set-based audit inserts read. Times use
 /// sqlx's SQLite text format, which Postgres parses too.

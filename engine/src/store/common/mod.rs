@@ -4,8 +4,8 @@
 //! write appends and how they are hash-chained; the JSON row sets that the
 //! set-based statements read; error mapping and messages; the review
 //! workflow's rules (what a submission or a decision changes); the
-//! category rules' JSON form; and the article or rule a write returns
-//! without a round trip.
+//! category rules' JSON form; notification recipients and page size; and
+//! the article or rule a write returns without a round trip.
 //!
 //! What belongs here: whatever reads the same for both backends, so nothing
 //! that names a SQL dialect or a pool, connection, transaction or row type
@@ -18,6 +18,7 @@ mod accounts;
 mod articles;
 mod audit_entries;
 mod errors;
+mod notifications;
 mod workflow;
 
 use chrono::{DateTime, Utc};
@@ -39,13 +40,16 @@ pub(super) use self::articles::{
 pub(super) use self::audit_entries::{
     audit_limit, chained_json, decision_entry, delete_entry, draft_save_entry, entry, event_entry,
     needs_update_entry, reindex_entry, rule_save_entry, session_create_entry, session_delete_entry,
-    set_password_entry, set_roles_entry, submit_entry, token_entry, user_create_entry,
-    PendingAudit,
+    set_password_entry, set_roles_entry, submit_entry, task_escalate_entry, token_entry,
+    user_create_entry, PendingAudit,
 };
 pub(super) use self::errors::{
     article_not_found, batch_conflict_or, conflict_or, no_id, parse_status, parse_task_kind,
     parse_task_status, session_conflict_or, token_conflict_or, user_not_found,
     username_conflict_or,
+};
+pub(super) use self::notifications::{
+    dedupe_recipients, notification_limit, Outgoing, ESCALATION_KIND,
 };
 pub(super) use self::workflow::{
     check_copy_editable, copy_draft, filters_assignee, plan_decision, plan_submission, rule_json,
@@ -67,6 +71,9 @@ pub(super) const TASK_COLS: &str = "id, kind, article_id, assignee_role, assigne
      note, created_by, created_at, due_at, closed_at, closed_by";
 /// The `category_rules` columns, in the order both stores select them.
 pub(super) const RULE_COLS: &str = "category, version, spec, updated_by, updated_at";
+/// The `notifications` columns, in the order both stores select them.
+pub(super) const NOTIFICATION_COLS: &str =
+    "id, recipient, kind, article_id, task_id, message, created_at, read_at";
 /// Most tasks one [`super::Store::list_tasks`] call returns.
 pub(super) const TASK_LIMIT: i64 = 1000;
 /// Most articles one [`super::Store::mark_overdue`] call changes; the job

@@ -19,12 +19,16 @@
 //! `JSONB`): a save is one locked transaction that reads the category's
 //! highest version, inserts the next and appends its audit row.
 //!
+//! Notifications are rows in `notifications`; an escalation step is sent
+//! once, guarded by its `escalations` marker row in the same transaction.
+//!
 //! The rules both stores share (validation, batch planning, audit chaining,
 //! what a submission or decision changes) live in the private `common`
 //! module (`store/common/`).
 
 mod accounts;
 mod articles;
+mod notifications;
 mod workflow;
 
 use std::sync::{Arc, Weak};

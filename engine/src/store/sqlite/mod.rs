@@ -11,7 +11,8 @@
 //! and write new versions through the same helpers as
 //! [`SqliteStore::update_article`]. Category rules are versioned rows in
 //! `category_rules` (the spec as JSON text); a save reads the category's
-//! highest version and inserts the next under the same write lock. The
+//! highest version and inserts the next under the same write lock.
+//! Notifications and escalation markers work as in the Postgres store. The
 //! rules shared with the Postgres store
 //! (validation, batch planning, audit chaining, what a submission or
 //! decision changes) live in the private `common` module
@@ -19,6 +20,7 @@
 
 mod accounts;
 mod articles;
+mod notifications;
 mod workflow;
 
 use std::path::Path;
