@@ -160,8 +160,14 @@ pub async fn decide(
             "you submitted this; another reviewer must decide it".into(),
         ));
     }
+    // Approval starts the next review period of the category's rules.
+    let spec = rules::effective(store, &current.category).await?;
+    let next_review = spec
+        .review_interval_days
+        .filter(|_| decision == Decision::Approve)
+        .map(|d| Utc::now() + Duration::days(i64::from(d)));
     let decided = store
-        .decide_review(p, current.id, decision, note.as_deref())
+        .decide_review(p, current.id, decision, note.as_deref(), next_review)
         .await?;
     notify::decided(store, &decided, &submitter, decision, note.as_deref()).await;
     Ok(decided)

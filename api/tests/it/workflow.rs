@@ -346,6 +346,20 @@ async fn issue_4_submissions_follow_category_rules() {
     assert_eq!(t["assignee_role"], "program_specialist");
     let (_, mine) = call(&s, Method::GET, "/v1/tasks", "paula", None).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
+    // Approval starts the category's next review period (180 days).
+    let (code, v) = call(
+        &s,
+        Method::POST,
+        "/v1/articles/levy-appeal/approve",
+        "paula",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let due: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(v["review_due"].clone()).unwrap();
+    let days = (due - chrono::Utc::now()).num_days();
+    assert!((179..=180).contains(&days), "review due in {days} days");
     s.stop().await;
 }
 

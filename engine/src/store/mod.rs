@@ -275,15 +275,18 @@ impl Store {
     /// content becomes a new published version (working copy removed), or
     /// an in-review article becomes published. Reject: the working copy (or
     /// article) goes back to `draft`, keeping `note`. Closes the article's
-    /// open review tasks with the note. `Conflict` when nothing is in review.
+    /// open review tasks with the note. An approval with `next_review_due`
+    /// sets the article's review date to it. `Conflict` when nothing is in
+    /// review.
     pub async fn decide_review(
         &self,
         actor: &Principal,
         id: ArticleId,
         decision: Decision,
         note: Option<&str>,
+        next_review_due: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Article> {
-        dispatch!(self, s => s.decide_review(actor, id, decision, note).await)
+        dispatch!(self, s => s.decide_review(actor, id, decision, note, next_review_due).await)
     }
 
     /// Tasks matching the filter: open ones first (oldest first), then done.

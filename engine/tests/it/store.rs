@@ -805,7 +805,13 @@ async fn review_of_a_new_article() {
         assert!(matches!(&err, Error::Conflict(m) if *m == want), "{err:?}");
 
         let c = store
-            .decide_review(&reviewer, a.id, Decision::Reject, Some("needs sources"))
+            .decide_review(
+                &reviewer,
+                a.id,
+                Decision::Reject,
+                Some("needs sources"),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -847,7 +853,7 @@ async fn review_of_a_new_article() {
             .await
             .unwrap();
         let d = store
-            .decide_review(&reviewer, a.id, Decision::Approve, None)
+            .decide_review(&reviewer, a.id, Decision::Approve, None, None)
             .await
             .unwrap();
         assert_eq!((d.status, d.version), (Status::Published, 5));
@@ -952,7 +958,7 @@ async fn review_of_a_working_copy() {
         assert!(matches!(&err, Error::Conflict(m) if *m == want), "{err:?}");
 
         let b = store
-            .decide_review(&reviewer, a.id, Decision::Approve, Some("thanks"))
+            .decide_review(&reviewer, a.id, Decision::Approve, Some("thanks"), None)
             .await
             .unwrap();
         assert_eq!(
@@ -997,7 +1003,7 @@ async fn review_of_a_working_copy() {
             .unwrap();
         let head = store.outbox_head().await.unwrap();
         let c = store
-            .decide_review(&reviewer, a.id, Decision::Reject, Some("too terse"))
+            .decide_review(&reviewer, a.id, Decision::Reject, Some("too terse"), None)
             .await
             .unwrap();
         assert_eq!(c, b, "a rejected working copy leaves the article alone");
@@ -1075,14 +1081,14 @@ async fn review_misuse_is_rejected_and_writes_nothing() {
         );
         for (id, decision) in [(a.id, Decision::Approve), (p.id, Decision::Reject)] {
             let err = store
-                .decide_review(&author, id, decision, None)
+                .decide_review(&author, id, decision, None, None)
                 .await
                 .unwrap_err();
             let want = format!("article {id} is not in review");
             assert!(matches!(&err, Error::Conflict(m) if *m == want), "{err:?}");
         }
         let err = store
-            .decide_review(&author, 999_999, Decision::Approve, None)
+            .decide_review(&author, 999_999, Decision::Approve, None, None)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound(_)), "{err:?}");
@@ -1152,7 +1158,7 @@ async fn list_tasks_filters_and_orders() {
             .unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
         store
-            .decide_review(&author, ids[0], Decision::Reject, Some("no"))
+            .decide_review(&author, ids[0], Decision::Reject, Some("no"), None)
             .await
             .unwrap();
 
@@ -1243,7 +1249,7 @@ async fn list_tasks_finds_tasks_for_a_user() {
         assert_eq!(got[0].kind, TaskKind::Update);
         // Deciding closes review tasks only.
         store
-            .decide_review(&author, a.id, Decision::Approve, None)
+            .decide_review(&author, a.id, Decision::Approve, None, None)
             .await
             .unwrap();
         let got = store.list_tasks(&mine_and_role).await.unwrap();

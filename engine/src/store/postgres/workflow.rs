@@ -125,6 +125,7 @@ impl PgStore {
         id: ArticleId,
         decision: Decision,
         note: Option<&str>,
+        next_review_due: Option<DateTime<Utc>>,
     ) -> Result<Article> {
         let now = now();
         let mut tx = self.begin_write().await?;
@@ -132,7 +133,8 @@ impl PgStore {
         let copy = working_copy(&mut tx, id).await?;
         let article = match plan_decision(&old, copy, decision)? {
             Outcome::PublishCopy(copy) => {
-                let draft = copy_draft(&old, &copy);
+                let mut draft = copy_draft(&old, &copy);
+                draft.review_due = next_review_due.or(draft.review_due);
                 // The version is the copy author's work; the reviewer is in
                 // the audit row.
                 let article = write_version(&mut tx, &old, draft, &copy.author, now).await?;
@@ -150,7 +152,10 @@ impl PgStore {
                 old
             }
             Outcome::SetStatus(status) => {
-                let draft = status_draft(&old, status);
+                let mut draft = status_draft(&old, status);
+                if status == Status::Published {
+                    draft.review_due = next_review_due.or(draft.review_due);
+                }
                 write_version(&mut tx, &old, draft, &actor.username, now).await?
             }
         };

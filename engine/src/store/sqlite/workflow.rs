@@ -127,6 +127,7 @@ impl SqliteStore {
         id: ArticleId,
         decision: Decision,
         note: Option<&str>,
+        next_review_due: Option<DateTime<Utc>>,
     ) -> Result<Article> {
         let now = now();
         let mut w = self.begin_write().await?;
@@ -134,7 +135,8 @@ impl SqliteStore {
         let copy = working_copy(&mut w.tx, id).await?;
         let article = match plan_decision(&old, copy, decision)? {
             Outcome::PublishCopy(copy) => {
-                let draft = copy_draft(&old, &copy);
+                let mut draft = copy_draft(&old, &copy);
+                draft.review_due = next_review_due.or(draft.review_due);
                 // The version is the copy author's work; the reviewer is in
                 // the audit row.
                 let article = write_version(&mut w.tx, &old, draft, &copy.author, now).await?;
@@ -152,7 +154,10 @@ impl SqliteStore {
                 old
             }
             Outcome::SetStatus(status) => {
-                let draft = status_draft(&old, status);
+                let mut draft = status_draft(&old, status);
+                if status == Status::Published {
+                    draft.review_due = next_review_due.or(draft.review_due);
+                }
                 write_version(&mut w.tx, &old, draft, &actor.username, now).await?
             }
         };
