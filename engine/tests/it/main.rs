@@ -3,4 +3,10 @@
 
 mod common;
 mod search;
-mod store;
+mod store_accounts;
+mod store_articles;
+mod store_changes;
+mod store_notifications;
+mod store_review;
+mod store_support;
+mod store_tasks;
