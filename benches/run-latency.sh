@@ -83,7 +83,9 @@ EXPECTED="$(grep -c . "$WORK/articles.jsonl")"
 
 log "starting kmt serve on $BASE"
 mkdir -p "$DATA"
-env -u DATABASE_URL "$KMT" serve --data "$DATA" --port "$PORT" >"$WORK/server.log" 2>&1 &
+# The load comes from one address far faster than a person types: lift the
+# per-client rate limit for the measurement.
+env -u DATABASE_URL KMT_RATE_LIMIT_PER_SEC=0 "$KMT" serve --data "$DATA" --port "$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 for i in $(seq 1 300); do

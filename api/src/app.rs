@@ -20,6 +20,7 @@ use utoipa::OpenApi;
 
 use crate::error::problem;
 use crate::metrics;
+use crate::ratelimit::{Limiter, RateLimit};
 use crate::routes::{
     articles, audit, health, notifications, rules, search, session, users, workflow,
 };
@@ -107,7 +108,7 @@ fn security_headers() -> [(HeaderName, HeaderValue); 4] {
 }
 
 /// Builds the router with its middleware.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<RateLimit>) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let request_metrics = state.metrics.clone();
     let app = Router::new()
@@ -121,7 +122,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/articles", get(articles::list).post(articles::create))
         .route(
             "/v1/articles/{id}",
-            get(articles::get).put(articles::update).delete(articles::delete),
+            get(articles::get)
+                .put(articles::update)
+                .delete(articles::delete),
         )
         .route("/v1/articles/{id}/versions", get(articles::versions))
         .route("/v1/articles/{id}/diff", get(articles::diff))
@@ -137,13 +140,18 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/notifications", get(notifications::list))
         .route("/v1/notifications/read", post(notifications::mark_read))
         .route("/v1/rules", get(rules::list))
-        .route("/v1/rules/{category}", get(rules::effective).put(rules::save))
+        .route(
+            "/v1/rules/{category}",
+            get(rules::effective).put(rules::save),
+        )
         .route("/v1/rules/{category}/history", get(rules::history))
         .route("/v1/audit", get(audit::list))
         .route("/v1/me", get(users::me))
         .route(
             "/v1/session",
-            post(session::sign_in).get(session::current).delete(session::sign_out),
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
         )
         .route("/v1/users/{username}/password", put(session::set_password))
         .route("/v1/users", get(users::list).post(users::create))
@@ -151,7 +159,17 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/users/{username}/tokens", post(users::create_token))
         .route("/v1/admin/reindex", post(users::reindex))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    // Per-client rate limiting runs inside the metrics and trace layers, so
+    // refused requests are counted and logged like others.
+    let app = match rate_limit {
+        Some(limit) => app.layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(Limiter::new(limit)),
+            crate::ratelimit::limit,
+        )),
+        None => app,
+    };
+    let app = app
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -193,6 +211,8 @@ pub struct ServeOptions {
     pub index_batch: i64,
     /// Mark session cookies `Secure`.
     pub cookie_secure: bool,
+    /// Per-client request rate limit (`None`: unlimited).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -263,7 +283,7 @@ pub async fn serve_on(
             jobs_stop.clone(),
         ))
     });
-    let app = router(state, opts.request_timeout);
+    let app = router(state, opts.request_timeout, opts.rate_limit);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     on_listening(addr);

@@ -62,6 +62,16 @@ pub struct ServerArgs {
     /// requests with `X-Forwarded-Proto: https` get it anyway).
     #[arg(long, env = "KMT_COOKIE_SECURE", default_value_t = false)]
     pub cookie_secure: bool,
+    /// Requests per second each client may make (0 turns limiting off).
+    #[arg(long, env = "KMT_RATE_LIMIT_PER_SEC", default_value_t = 100.0)]
+    pub rate_limit_per_sec: f64,
+    /// Burst each client may make above its rate.
+    #[arg(long, env = "KMT_RATE_LIMIT_BURST", default_value_t = 200.0)]
+    pub rate_limit_burst: f64,
+    /// Identify clients by the first `X-Forwarded-For` address (set only
+    /// behind a proxy that overwrites that header).
+    #[arg(long, env = "KMT_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
 }
 
 /// Subcommands.
@@ -187,6 +197,11 @@ impl ServerArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             index_batch: self.index_batch,
             cookie_secure: self.cookie_secure,
+            rate_limit: (self.rate_limit_per_sec > 0.0).then_some(crate::ratelimit::RateLimit {
+                per_sec: self.rate_limit_per_sec,
+                burst: self.rate_limit_burst.max(1.0),
+                trust_forwarded_for: self.trust_forwarded_for,
+            }),
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Too many failed sign-ins; retry after the given seconds.
     #[error("too many failed sign-ins; try again in {0} seconds")]
     TooManyAttempts(u64),
+    /// The client sent requests faster than its rate limit.
+    #[error("too many requests; try again in {0} seconds")]
+    RateLimited(u64),
 }
 
 impl ApiError {
@@ -143,7 +146,7 @@ impl IntoResponse for ApiError {
                 self.to_string(),
                 Some("x-csrf-token".into()),
             ),
-            ApiError::TooManyAttempts(secs) => {
+            ApiError::TooManyAttempts(secs) | ApiError::RateLimited(secs) => {
                 let mut r = problem(StatusCode::TOO_MANY_REQUESTS, self.to_string(), None);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);

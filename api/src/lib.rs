@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod limit;
 pub mod metrics;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 

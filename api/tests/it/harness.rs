@@ -88,6 +88,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, None).await
+    }
+
+    /// A server with a per-client rate limit.
+    pub async fn start_with(
+        backend: Backend,
+        rate_limit: Option<api::ratelimit::RateLimit>,
+    ) -> TestServer {
         let ts = TestStore::new(backend).await;
         let system = Principal::system();
         let mut tokens = std::collections::HashMap::new();
@@ -118,6 +126,7 @@ impl TestServer {
             request_timeout: Duration::from_secs(10),
             index_batch: 500,
             cookie_secure: false,
+            rate_limit,
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

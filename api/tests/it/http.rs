@@ -518,3 +518,34 @@ async fn security_headers_and_embedded_assets() {
     );
     s.stop().await;
 }
+
+/// A client over its rate limit gets 429 with Retry-After; probes are
+/// exempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_over_their_rate_limit_get_429() {
+    let limit = api::ratelimit::RateLimit {
+        per_sec: 1.0,
+        burst: 5.0,
+        trust_forwarded_for: false,
+    };
+    let s = TestServer::start_with(Backend::Sqlite, Some(limit)).await;
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        codes.push(s.get_json("/v1/search?q=levy", Some("vera")).await.0);
+    }
+    assert_eq!(&codes[..5], &[200; 5], "{codes:?}");
+    let r = s
+        .req(Method::GET, "/v1/search?q=levy", Some("vera"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], 429);
+    for _ in 0..10 {
+        let r = s.http.get(s.url("/readyz")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "probes are never limited");
+    }
+    s.stop().await;
+}
