@@ -30,7 +30,24 @@ async fn principals(store: &Store) -> Result<Vec<Principal>> {
         .collect())
 }
 
-/// Users who hold `role` or are named `user`, and may read `article`.
+/// Among `users`, those who hold `role` or are named `user`, and may read
+/// `article` (but not `except`).
+fn select(
+    users: &[Principal],
+    role: Option<&str>,
+    user: Option<&str>,
+    article: &Article,
+    except: Option<&str>,
+) -> Vec<String> {
+    users
+        .iter()
+        .filter(|p| role.is_some_and(|r| p.has_role(r)) || user == Some(p.username.as_str()))
+        .filter(|p| p.can_read(article) && Some(p.username.as_str()) != except)
+        .map(|p| p.username.clone())
+        .collect()
+}
+
+/// [`select`] over every user, for one-off notifications.
 async fn recipients(
     store: &Store,
     role: Option<&str>,
@@ -38,13 +55,13 @@ async fn recipients(
     article: &Article,
     except: Option<&str>,
 ) -> Result<Vec<String>> {
-    Ok(principals(store)
-        .await?
-        .into_iter()
-        .filter(|p| role.is_some_and(|r| p.has_role(r)) || user == Some(p.username.as_str()))
-        .filter(|p| p.can_read(article) && Some(p.username.as_str()) != except)
-        .map(|p| p.username)
-        .collect())
+    Ok(select(
+        &principals(store).await?,
+        role,
+        user,
+        article,
+        except,
+    ))
 }
 
 async fn send(
@@ -112,15 +129,20 @@ pub async fn decided(
 
 /// Tells owners that their articles need an update.
 pub async fn update_needed(store: &Store, articles: &[Article]) {
+    let users = match principals(store).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not notify owners");
+            return;
+        }
+    };
     for a in articles {
         let msg = format!(
             "\"{}\" is past its review date and needs an update",
             a.title
         );
-        match recipients(store, None, Some(&a.owner), a, None).await {
-            Ok(to) => send(store, &to, "update_needed", a, None, &msg).await,
-            Err(e) => tracing::warn!(error = %e, "could not notify an owner"),
-        }
+        let to = select(&users, None, Some(&a.owner), a, None);
+        send(store, &to, "update_needed", a, None, &msg).await;
     }
 }
 
@@ -129,6 +151,11 @@ pub async fn update_needed(store: &Store, articles: &[Article]) {
 /// often this runs. Returns the steps sent now.
 pub async fn escalate_overdue(store: &Store, now: DateTime<Utc>) -> Result<usize> {
     let tasks = store.list_tasks(&TaskFilter::default()).await?;
+    if !tasks.iter().any(|t| t.due_at.is_some_and(|d| d < now)) {
+        return Ok(0);
+    }
+    // Every user once per run, not once per task and step.
+    let users = principals(store).await?;
     let system = Principal::system();
     let mut sent = 0;
     for task in tasks {
@@ -143,14 +170,13 @@ pub async fn escalate_overdue(store: &Store, now: DateTime<Utc>) -> Result<usize
             if now < due + Duration::hours(i64::from(step.after_hours)) {
                 break;
             }
-            let to = recipients(
-                store,
+            let to = select(
+                &users,
                 step.to_role.as_deref(),
                 step.to_user.as_deref(),
                 &article,
                 None,
-            )
-            .await?;
+            );
             let msg = format!(
                 "overdue {} task for \"{}\" (due {}), escalation step {}",
                 task.kind.as_str(),
