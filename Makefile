@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: demo test lint unit build release bench fmt clean model
+.PHONY: demo test lint unit build release bench bench-relevance fmt clean model
 
 ## make demo: build and start the demo on the embedded store (http://127.0.0.1:$(PORT)/)
 demo:
@@ -34,6 +34,10 @@ model:
 ## make bench: the latency benchmark at 100,000 articles (writes BENCHMARKS.md)
 bench:
 	bash benches/run-latency.sh
+
+## make bench-relevance: nDCG@10 / recall@100 / MRR@10 on msmarco-5k against a bm25s reference
+bench-relevance:
+	bash benches/run-relevance.sh
 
 fmt:
 	$(CARGO) fmt --all

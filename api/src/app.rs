@@ -34,7 +34,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 #[openapi(
     info(title = "KMT", description = "Knowledge-management service API"),
     paths(
-        health::healthz, health::readyz, search::search,
+        health::healthz, health::readyz, search::search, crate::routes::suggest::suggest,
         articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::diff, articles::revert,
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
         notifications::list, notifications::mark_read,
@@ -119,6 +119,7 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/metrics", get(metrics::scrape))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/search", get(search::search))
+        .route("/v1/suggest", get(crate::routes::suggest::suggest))
         .route("/v1/articles", get(articles::list).post(articles::create))
         .route(
             "/v1/articles/{id}",
@@ -213,6 +214,8 @@ pub struct ServeOptions {
     pub cookie_secure: bool,
     /// Per-client request rate limit (`None`: unlimited).
     pub rate_limit: Option<RateLimit>,
+    /// Embedding model settings.
+    pub embed: indexer::embedder::EmbedArgs,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -247,6 +250,14 @@ pub async fn serve_on(
     })?;
     let status = follower.status();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (embedding, embed_status) = indexer::embedder::setup(&opts.embed, &store, &index);
+    let (follower, embed_task) = match embedding {
+        Some((worker, queue)) => (
+            follower.with_embedding(queue),
+            Some(tokio::spawn(worker.run(stop_rx.clone()))),
+        ),
+        None => (follower, None),
+    };
     let (store_for_jobs, jobs_stop) = (store.clone(), stop_rx.clone());
     let follower_task = {
         // If the follower ever dies (a panic), say so in /readyz instead of
@@ -269,6 +280,7 @@ pub async fn serve_on(
         store,
         index,
         follower: status,
+        embedding: embed_status,
         metrics: Default::default(),
         sign_ins: Default::default(),
         cookie_secure: opts.cookie_secure,
@@ -296,6 +308,9 @@ pub async fn serve_on(
     tracing::info!("http server drained; stopping the index follower");
     let _ = stop_tx.send(true);
     let _ = follower_task.await;
+    if let Some(t) = embed_task {
+        let _ = t.await;
+    }
     if let Some(j) = jobs {
         let _ = j.await;
     }

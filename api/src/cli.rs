@@ -72,6 +72,9 @@ pub struct ServerArgs {
     /// behind a proxy that overwrites that header).
     #[arg(long, env = "KMT_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+    /// Embedding model settings (semantic and hybrid search).
+    #[command(flatten)]
+    pub embed: indexer::embedder::EmbedArgs,
 }
 
 /// Subcommands.
@@ -202,6 +205,7 @@ impl ServerArgs {
                 burst: self.rate_limit_burst.max(1.0),
                 trust_forwarded_for: self.trust_forwarded_for,
             }),
+            embed: self.embed.clone(),
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub index: SearchIndex,
     /// The in-process follower's status (readiness, lag).
     pub follower: Arc<FollowerStatus>,
+    /// The embedding worker's status (semantic search on or off, and why).
+    pub embedding: Arc<indexer::embedder::EmbedStatus>,
     /// Request and search metrics, rendered by `GET /metrics`.
     pub metrics: Arc<Metrics>,
     /// Failed sign-ins, for rate limiting.

@@ -129,7 +129,7 @@ mod tests {
             self.0 += 1;
             Outcome {
                 elapsed: started.elapsed(),
-                ok: self.0 % 10 != 0,
+                ok: !self.0.is_multiple_of(10),
                 total: Some(1),
                 error: Some("every tenth fails".into()),
             }

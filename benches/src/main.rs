@@ -4,16 +4,21 @@
 //! * `queries` — print the committed DBA query set;
 //! * `latency` — closed-loop HTTP load on KMT's `/v1/search`;
 //! * `pgfts` — the PostgreSQL full-text search baseline over the same data;
-//! * `compare` — both in one run, written into BENCHMARKS.md with an SVG plot.
+//! * `compare` — both in one run, written into BENCHMARKS.md with an SVG plot;
+//! * `embed` — query latency and passage throughput of the local embedding model;
+//! * `ann` — recall and speed of the vector index (HNSW) against exact search.
 //!
 //! `benches/run-latency.sh` drives the whole comparison end to end.
 
+mod ann;
 mod corpus;
+mod embed;
 mod http;
 mod loadgen;
 mod pgfts;
 mod plot;
 mod queries;
+mod relevance;
 mod report;
 mod stats;
 
@@ -65,6 +70,12 @@ enum Cmd {
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
+    /// nDCG@10, recall@100 and MRR@10 of lexical, semantic and hybrid search on a BEIR set.
+    Relevance(RelevanceArgs),
+    /// Query latency and passage throughput of the local embedding model.
+    Embed(EmbedArgs),
+    /// Recall@10 and speed of the vector index against exact search, filtered and not.
+    Ann(AnnArgs),
     /// Draw the series of earlier result files (<label>.json) on one SVG plot.
     Plot {
         /// Result files written by latency, pgfts or compare.
@@ -93,6 +104,95 @@ struct ScaleArgs {
     /// PRNG seed: the same seed always gives the same file.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+}
+
+/// Options of `kmt-bench relevance`.
+#[derive(Args)]
+struct RelevanceArgs {
+    /// The BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+    #[arg(long, default_value = "../shared/corpora/msmarco-5k")]
+    set: PathBuf,
+    /// Model directory (default: where `make model` puts it).
+    #[arg(long, env = "KMT_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Cache of passage vectors (default: ~/.cache/kmt/relevance).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Reference BM25 metrics (JSON written by benches/bm25_reference.py).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Markdown file whose relevance section is replaced.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Dump each query's hybrid candidate union (JSON Lines) for offline fusion fitting.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    /// Model directory (default: $KMT_MODEL_DIR or ~/.cache/kmt/models/all-MiniLM-L6-v2).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Folder holding msmarco-5k/.
+    #[arg(long, env = "KMT_CORPORA", default_value = "../shared/corpora")]
+    corpora: PathBuf,
+    /// Timed single-query embeddings (cycling through the 50 msmarco queries).
+    #[arg(long, default_value_t = 500)]
+    queries: usize,
+    /// Passages per throughput run.
+    #[arg(long, default_value_t = 500)]
+    passages: usize,
+    /// Texts per embed call in the throughput runs.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+}
+
+#[derive(Args)]
+struct AnnArgs {
+    /// Folder holding msmarco-5k/ and pgdocs/.
+    #[arg(long, env = "KMT_CORPORA", default_value = "../shared/corpora")]
+    corpora: PathBuf,
+    /// Embedding cache (default: $XDG_CACHE_HOME/kmt/ann or ~/.cache/kmt/ann).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Model directory (default: $KMT_MODEL_DIR or ~/.cache/kmt/models/all-MiniLM-L6-v2).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Vectors in the index.
+    #[arg(long, default_value_t = 100_000)]
+    vectors: usize,
+    /// Real (embedded) passages among them; the rest are perturbed copies.
+    #[arg(long, default_value_t = 20_000)]
+    real: usize,
+    /// Queries: the 50 msmarco-5k queries, then pgdocs titles.
+    #[arg(long, default_value_t = 400)]
+    queries: usize,
+    /// Norm of the perturbation of derived vectors (relative to 1).
+    #[arg(long, default_value_t = 0.35)]
+    noise: f32,
+    /// Candidate list sizes of the unfiltered graph searches.
+    #[arg(long, value_delimiter = ',', default_value = "32,48,64,96,128,192,256")]
+    ef: Vec<usize>,
+    /// Seed of the derived vectors and allow-lists.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Skip the bare hnsw_rs graph (a second build) that times the walk alone.
+    #[arg(long)]
+    no_bare_graph: bool,
+    /// Also write the section `## Vector index (ANN)` into this markdown file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn ann_cache_dir() -> PathBuf {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    non_empty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("kmt")
+        .join("ann")
 }
 
 #[derive(Args, Clone)]
@@ -264,6 +364,82 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Latency(a) => latency(a).await?,
         Cmd::Pgfts(a) => pgfts_cmd(a).await?,
         Cmd::Compare(a) => compare(a).await?,
+        Cmd::Relevance(a) => {
+            let spec = relevance::RelevanceSpec {
+                set: a.set,
+                model_dir: a
+                    .model_dir
+                    .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                cache: a.cache.unwrap_or_else(|| {
+                    std::env::var_os("XDG_CACHE_HOME")
+                        .map(PathBuf::from)
+                        .or_else(|| {
+                            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))
+                        })
+                        .unwrap_or_else(|| PathBuf::from("."))
+                        .join("kmt/relevance")
+                }),
+                reference: a.reference,
+                out: a.out,
+                dump: a.dump,
+                command: report::command_line(&std::env::args().collect::<Vec<_>>()),
+            };
+            tokio::task::spawn_blocking(move || relevance::run(&spec))
+                .await
+                .context("relevance benchmark thread")??;
+        }
+        Cmd::Embed(a) => {
+            if a.queries == 0 || a.passages == 0 || a.batch == 0 {
+                bail!("--queries, --passages and --batch must be positive");
+            }
+            let spec = embed::EmbedSpec {
+                model_dir: a
+                    .model_dir
+                    .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                corpora: a.corpora,
+                queries: a.queries,
+                passages: a.passages,
+                batch: a.batch,
+            };
+            // The model is CPU-bound and blocking: keep it off the runtime's
+            // worker threads.
+            tokio::task::spawn_blocking(move || embed::run(&spec))
+                .await
+                .context("embed benchmark thread")??;
+        }
+        Cmd::Ann(a) => {
+            if !a.corpora.join("msmarco-5k").is_dir() || !a.corpora.join("pgdocs").is_dir() {
+                eprintln!(
+                    "skipping: {} holds no msmarco-5k/ and pgdocs/ (set --corpora or KMT_CORPORA)",
+                    a.corpora.display()
+                );
+                return Ok(());
+            }
+            let spec = ann::AnnSpec {
+                corpora: a.corpora,
+                cache: a.cache.unwrap_or_else(ann_cache_dir),
+                model_dir: a
+                    .model_dir
+                    .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                vectors: a.vectors,
+                real: a.real,
+                queries: a.queries,
+                noise: a.noise,
+                efs: a.ef,
+                seed: a.seed,
+                raw_graph: !a.no_bare_graph,
+                command: report::command_line(&std::env::args().collect::<Vec<_>>()),
+            };
+            // Embedding and the index are CPU-bound and blocking.
+            let section = tokio::task::spawn_blocking(move || ann::run(&spec))
+                .await
+                .context("ann benchmark thread")??;
+            println!("{section}");
+            if let Some(out) = &a.out {
+                ann::write_section(out, &section)?;
+                eprintln!("updated the vector index section of {}", out.display());
+            }
+        }
         Cmd::WaitIndex {
             url,
             token,

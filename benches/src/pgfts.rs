@@ -251,7 +251,7 @@ pub async fn load(opts: &PgConnectOptions, articles: &Path) -> Result<LoadReport
             copy.send(std::mem::take(&mut buf).into_bytes()).await?;
             buf.reserve(4 << 20);
         }
-        if n % 10_000 == 0 {
+        if n.is_multiple_of(10_000) {
             eprintln!(
                 "pgfts: loaded {n} articles ({:.1}s)",
                 started.elapsed().as_secs_f64()

@@ -50,6 +50,10 @@ pub enum Error {
     /// Stored JSON could not be decoded (a bug or a corrupted row).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The embedding model failed to load or to run, or the remote
+    /// embedding server answered badly.
+    #[error("embedding error: {0}")]
+    Embedding(String),
     /// The engine is shutting down or a background task died.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -106,7 +110,8 @@ impl Error {
             | Error::Index(_)
             | Error::IndexDir(_)
             | Error::Io(_)
-            | Error::Corrupt(_) => ErrorKind::Internal,
+            | Error::Corrupt(_)
+            | Error::Embedding(_) => ErrorKind::Internal,
         }
     }
 }

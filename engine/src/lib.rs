@@ -3,6 +3,7 @@
 
 pub mod articles;
 pub mod auth;
+pub mod embed;
 pub mod error;
 pub mod import;
 pub mod jobs;
@@ -15,6 +16,7 @@ pub mod store;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 pub mod users;
+pub mod vector;
 pub mod workflow;
 
 pub use error::{Error, ErrorKind, Result};

@@ -118,6 +118,8 @@ pub struct Follower {
     merging: Arc<AtomicBool>,
     /// A background merge finished successfully.
     merged: Arc<AtomicBool>,
+    /// Where applied ids go for embedding (semantic search on).
+    embed: Option<crate::embedder::EmbedQueue>,
 }
 
 impl Follower {
@@ -138,7 +140,14 @@ impl Follower {
             since_merge: 0,
             merging: Arc::default(),
             merged: Arc::default(),
+            embed: None,
         })
+    }
+
+    /// Hands every applied article id to the embedding worker.
+    pub fn with_embedding(mut self, queue: crate::embedder::EmbedQueue) -> Follower {
+        self.embed = Some(queue);
+        self
     }
 
     /// The shared status handle.
@@ -194,6 +203,7 @@ impl Follower {
         let mut seen = HashSet::new();
         let ids: Vec<ArticleId> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
         let n = ids.len() as u64;
+        let for_embedding = self.embed.as_ref().map(|_| ids.clone());
         let articles: HashMap<ArticleId, _> = self
             .store
             .get_articles(&ids)
@@ -213,6 +223,9 @@ impl Follower {
             u.commit(seq)
         })
         .await??;
+        if let (Some(q), Some(ids)) = (&self.embed, for_embedding) {
+            q.push(ids);
+        }
         self.status.checkpoint.store(seq, Ordering::Relaxed);
         self.status.batches.fetch_add(1, Ordering::Relaxed);
         self.status.batch_durations.observe(started.elapsed());
@@ -263,6 +276,9 @@ impl Follower {
         *self.updater.lock().expect("index updater lock poisoned") = built;
         self.status.checkpoint.store(head, Ordering::Relaxed);
         self.status.rebuilds.fetch_add(1, Ordering::Relaxed);
+        if let Some(q) = &self.embed {
+            q.resync();
+        }
         tracing::info!(
             articles = done,
             seq = head,

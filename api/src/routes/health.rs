@@ -34,6 +34,29 @@ pub struct Readiness {
     pub lag: i64,
     /// The follower's last error, if the last catch-up failed.
     pub last_error: Option<String>,
+    /// Semantic search: on or off, and why.
+    pub semantic: SemanticReadiness,
+}
+
+/// State of semantic search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SemanticReadiness {
+    /// `on` or `off`.
+    pub status: &'static str,
+    /// Why it is off (search is lexical only meanwhile).
+    pub reason: Option<String>,
+    /// The embedding model.
+    pub model: Option<String>,
+    /// Articles with vectors.
+    pub articles: usize,
+    /// Passage vectors.
+    pub vectors: usize,
+    /// Articles waiting to be embedded.
+    pub queue: u64,
+    /// The vector index has been compared with every article since start.
+    pub synced: bool,
+    /// The embedding worker's last error.
+    pub last_error: Option<String>,
 }
 
 /// Readiness: 200 once the index has caught up with the store, else 503.
@@ -49,6 +72,7 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         checkpoint: s.follower.checkpoint.load(Ordering::Relaxed),
         lag: s.follower.lag(),
         last_error: s.follower.last_error.lock().ok().and_then(|e| e.clone()),
+        semantic: semantic_readiness(&s),
     };
     let code = if ready {
         StatusCode::OK
@@ -56,4 +80,20 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body))
+}
+
+fn semantic_readiness(s: &AppState) -> SemanticReadiness {
+    let e = &s.embedding;
+    let sem = s.index.semantic();
+    let stats = sem.as_ref().map(|x| x.vectors.stats()).unwrap_or_default();
+    SemanticReadiness {
+        status: if sem.is_some() { "on" } else { "off" },
+        reason: e.off_reason.lock().ok().and_then(|r| r.clone()),
+        model: sem.map(|x| x.embedder.embedder().model_id().to_string()),
+        articles: stats.articles,
+        vectors: stats.vectors,
+        queue: e.queue.load(Ordering::Relaxed),
+        synced: e.synced.load(Ordering::Relaxed),
+        last_error: e.last_error.lock().ok().and_then(|r| r.clone()),
+    }
 }

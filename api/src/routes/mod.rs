@@ -8,5 +8,6 @@ pub mod notifications;
 pub mod rules;
 pub mod search;
 pub mod session;
+pub mod suggest;
 pub mod users;
 pub mod workflow;

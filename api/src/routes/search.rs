@@ -4,13 +4,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
 use engine::auth::Permission;
-use engine::search::{FacetField, Filter, MatchMode, SearchRequest, SearchResults, Sort};
+use engine::search::{
+    FacetField, Filter, Fusion, MatchMode, SearchMode, SearchRequest, SearchResults, Sort,
+};
 
 use crate::error::ApiResult;
 use crate::extract::{Auth, Params};
 use crate::state::AppState;
 
-const PARAMS: &[&str] = &["q", "filter", "facets", "sort", "limit", "offset", "match"];
+const PARAMS: &[&str] = &[
+    "q", "filter", "facets", "sort", "limit", "offset", "match", "mode", "fusion", "explain",
+];
 
 /// Maps query parameters to a search request.
 pub fn parse_request(p: &Params, default_sort: Sort) -> ApiResult<SearchRequest> {
@@ -53,6 +57,37 @@ pub fn parse_request(p: &Params, default_sort: Sort) -> ApiResult<SearchRequest>
             .into())
         }
     };
+    let mode = match p.get("mode") {
+        None | Some("") => None,
+        Some(m) => Some(SearchMode::parse(m)?),
+    };
+    let fusion =
+        match p.get("fusion") {
+            None | Some("") => None,
+            Some("rrf") => Some(Fusion::Rrf),
+            Some("adaptive") => Some(Fusion::Adaptive),
+            Some(other) => match other.strip_prefix("convex:").map(str::parse::<f32>) {
+                Some(Ok(w)) if (0.0..=1.0).contains(&w) => Some(Fusion::Convex(w)),
+                _ => return Err(engine::Error::invalid(
+                    "fusion",
+                    format!(
+                        "unknown fusion {other:?}; use adaptive, rrf or convex:W with W in 0..=1"
+                    ),
+                )
+                .into()),
+            },
+        };
+    let explain = match p.get("explain") {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(engine::Error::invalid(
+                "explain",
+                format!("{other:?} is not true or false"),
+            )
+            .into())
+        }
+    };
     let req = SearchRequest {
         q: p.get("q").unwrap_or("").to_string(),
         filters,
@@ -61,6 +96,9 @@ pub fn parse_request(p: &Params, default_sort: Sort) -> ApiResult<SearchRequest>
         limit: p.number("limit", 10, 1..=engine::search::MAX_LIMIT)?,
         offset: p.number("offset", 0, 0..=engine::search::MAX_OFFSET)?,
         match_mode,
+        mode,
+        fusion,
+        explain,
     };
     req.validate()?;
     Ok(req)
@@ -80,8 +118,8 @@ pub async fn run(s: &AppState, auth: Auth, req: SearchRequest) -> ApiResult<Sear
 pub fn server_timing(r: &SearchResults) -> HeaderMap {
     let t = &r.timings;
     let v = format!(
-        "parse;dur={:.3}, search;dur={:.3}, facets;dur={:.3}, snippets;dur={:.3}, total;dur={:.3}",
-        t.parse, t.search, t.facets, t.snippets, t.total
+        "parse;dur={:.3}, embed;dur={:.3}, vector;dur={:.3}, search;dur={:.3}, facets;dur={:.3}, snippets;dur={:.3}, total;dur={:.3}",
+        t.parse, t.embed, t.vector, t.search, t.facets, t.snippets, t.total
     );
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&v) {
@@ -107,6 +145,9 @@ pub fn server_timing(r: &SearchResults) -> HeaderMap {
         ("limit" = Option<usize>, Query, description = "1..=100, default 10"),
         ("offset" = Option<usize>, Query, description = "0..=10000"),
         ("match" = Option<String>, Query, description = "all (default) or any"),
+        ("mode" = Option<String>, Query, description = "hybrid (default with a model), lexical, semantic"),
+        ("fusion" = Option<String>, Query, description = "hybrid fusion: adaptive (default), rrf, convex:W"),
+        ("explain" = Option<bool>, Query, description = "per-hit lexical score, similarity and fused score"),
     ),
     responses((status = 200, body = SearchResults), (status = 400, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security((), ("bearer" = [])))]

@@ -87,6 +87,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server without an embedding model (lexical search only: most
+    /// tests do not need the model, and loading it per test costs time).
     pub async fn start(backend: Backend) -> TestServer {
         TestServer::start_with(backend, None).await
     }
@@ -95,6 +97,24 @@ impl TestServer {
     pub async fn start_with(
         backend: Backend,
         rate_limit: Option<api::ratelimit::RateLimit>,
+    ) -> TestServer {
+        let embed = indexer::embedder::EmbedArgs {
+            embedder: indexer::embedder::EmbedderKind::Off,
+            ..Default::default()
+        };
+        TestServer::start_full(backend, rate_limit, embed).await
+    }
+
+    /// A server with the real embedding model (semantic and hybrid search).
+    pub async fn start_semantic(backend: Backend) -> TestServer {
+        TestServer::start_full(backend, None, indexer::embedder::EmbedArgs::default()).await
+    }
+
+    /// A server with every option given.
+    pub async fn start_full(
+        backend: Backend,
+        rate_limit: Option<api::ratelimit::RateLimit>,
+        embed: indexer::embedder::EmbedArgs,
     ) -> TestServer {
         let ts = TestStore::new(backend).await;
         let system = Principal::system();
@@ -127,6 +147,7 @@ impl TestServer {
             index_batch: 500,
             cookie_secure: false,
             rate_limit,
+            embed,
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

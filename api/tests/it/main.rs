@@ -8,5 +8,7 @@ mod harness;
 mod http;
 mod import;
 mod metrics;
+mod semantic;
 mod session;
+mod suggest;
 mod workflow;

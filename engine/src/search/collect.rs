@@ -89,6 +89,59 @@ impl SegmentCollector for FacetSegment {
     }
 }
 
+/// Collects every matching document's article id, address and score
+/// (scoring only when asked): the allowed set of a vector search, and the
+/// lexical scores of a hybrid union.
+pub(crate) struct Ids {
+    pub scoring: bool,
+}
+
+pub(crate) struct IdsSegment {
+    ord: SegmentOrdinal,
+    ids: Option<tantivy::columnar::Column<u64>>,
+    out: Vec<(i64, tantivy::DocAddress, Score)>,
+}
+
+impl Collector for Ids {
+    type Fruit = Vec<(i64, tantivy::DocAddress, Score)>;
+    type Child = IdsSegment;
+
+    fn for_segment(
+        &self,
+        ord: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<IdsSegment> {
+        Ok(IdsSegment {
+            ord,
+            ids: Some(reader.fast_fields().u64("id")?),
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.scoring
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for IdsSegment {
+    type Fruit = Vec<(i64, tantivy::DocAddress, Score)>;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        if let Some(id) = self.ids.as_ref().and_then(|c| c.first(doc)) {
+            self.out
+                .push((id as i64, tantivy::DocAddress::new(self.ord, doc), score));
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.out
+    }
+}
+
 /// Renders a snippet as HTML: the text escaped, matches in `<mark>`.
 pub(crate) fn snippet_html(s: &Snippet) -> String {
     let frag = s.fragment();

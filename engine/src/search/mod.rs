@@ -12,9 +12,11 @@
 
 mod collect;
 mod filter;
+mod hybrid;
 mod query;
 mod request;
 mod schema;
+mod suggest;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::Query;
@@ -35,10 +37,16 @@ use utoipa::ToSchema;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::ArticleId;
+pub use hybrid::{
+    HitExplain, Semantic, SemanticInfo, UnionCandidate, CANDIDATES, DEFAULT_FUSION,
+    SIMILARITY_FLOOR,
+};
 pub use request::{
-    FacetField, Filter, MatchMode, SearchRequest, Sort, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_BYTES,
+    FacetField, Filter, Fusion, MatchMode, SearchMode, SearchRequest, Sort, MAX_LIMIT, MAX_OFFSET,
+    MAX_QUERY_BYTES,
 };
 pub use schema::{Fields, SCHEMA_VERSION};
+pub use suggest::{Suggestion, SuggestionKind, MAX_SUGGEST_LIMIT, MAX_SUGGEST_QUERY_BYTES};
 pub use writer::{IndexUpdater, MergeHandle};
 
 /// Most facet values returned per field.
@@ -69,6 +77,9 @@ pub struct Hit {
     pub status: String,
     /// Last update.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Score components (with `explain=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<HitExplain>,
 }
 
 /// A facet value and how many hits carry it.
@@ -85,6 +96,12 @@ pub struct FacetCount {
 pub struct Timings {
     /// Parsing the query and looking words up in the term dictionary.
     pub parse: f64,
+    /// Embedding the query (near 0 when cached; semantic and hybrid).
+    #[serde(default)]
+    pub embed: f64,
+    /// Computing the allowed set and searching the vectors.
+    #[serde(default)]
+    pub vector: f64,
     /// Matching, scoring, counting and facet counting (one pass).
     pub search: f64,
     /// Ranking facet values.
@@ -108,6 +125,15 @@ pub struct SearchResults {
     pub relaxed: bool,
     /// Query words that matched through typo tolerance (near spellings).
     pub fuzzy_words: usize,
+    /// The rankers that answered.
+    pub mode: SearchMode,
+    /// A corrected query, when this one found nothing or very little and a
+    /// near spelling of its words would find more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did_you_mean: Option<String>,
+    /// How the semantic side ran (semantic and hybrid modes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<SemanticInfo>,
     /// Time the engine spent on the query, in milliseconds.
     pub took_ms: f64,
     /// Stage timings.
@@ -124,6 +150,8 @@ struct Generation {
     prefix_analyzer: TextAnalyzer,
     dir: Option<PathBuf>,
     filters: Arc<filter::FilterCache>,
+    /// Suggestion maps, built on first use (see [`suggest`]).
+    suggest: suggest::SuggestCache,
 }
 
 impl Generation {
@@ -161,6 +189,7 @@ impl Generation {
             prefix_analyzer: schema::prefix_analyzer(),
             dir,
             filters: Arc::default(),
+            suggest: Default::default(),
         }))
     }
 
@@ -194,6 +223,7 @@ struct Payload {
 pub struct SearchIndex {
     root: Option<PathBuf>,
     current: Arc<ArcSwap<Generation>>,
+    semantic: Arc<ArcSwapOption<Semantic>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -242,6 +272,7 @@ impl SearchIndex {
         Ok(SearchIndex {
             root: Some(root.to_path_buf()),
             current: Arc::new(ArcSwap::from_pointee(gen)),
+            semantic: Arc::default(),
         })
     }
 
@@ -250,7 +281,24 @@ impl SearchIndex {
         Ok(SearchIndex {
             root: None,
             current: Arc::new(ArcSwap::from_pointee(Generation::create(1, None)?)),
+            semantic: Arc::default(),
         })
+    }
+
+    /// Turns semantic and hybrid search on with this embedder and vector
+    /// index (shared by every clone of this index).
+    pub fn attach_semantic(&self, semantic: Arc<Semantic>) {
+        self.semantic.store(Some(semantic));
+    }
+
+    /// The semantic side, when a model is loaded.
+    pub fn semantic(&self) -> Option<Arc<Semantic>> {
+        self.semantic.load_full()
+    }
+
+    /// The directory of the index (`None` in memory).
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     /// The outbox sequence the live generation covers.
@@ -372,91 +420,259 @@ impl SearchIndex {
     /// thread in async code.
     pub fn search(&self, principal: &Principal, req: &SearchRequest) -> Result<SearchResults> {
         req.validate()?;
-        let t0 = Instant::now();
+        let semantic = self.semantic.load_full();
+        let mode = match (req.mode, &semantic) {
+            (Some(SearchMode::Lexical), _) => SearchMode::Lexical,
+            (Some(m), None) => {
+                return Err(Error::invalid(
+                    "mode",
+                    format!(
+                        "{} search is off: no embedding model is loaded (run `make model`)",
+                        m.as_str()
+                    ),
+                ))
+            }
+            (Some(m), Some(_)) => m,
+            (None, Some(_)) => SearchMode::Hybrid,
+            (None, None) => SearchMode::Lexical,
+        };
         let gen = self.current.load_full();
-        let searcher = gen.reader.searcher();
-        let f = &gen.fields;
-        let mut analyzer = gen.analyzer.clone();
-        let mut prefix_analyzer = gen.prefix_analyzer.clone();
-        let visible = query::visibility(f, principal, &req.filters, &gen.filters);
+        // Browsing (no words) and explicit sorts are lexical whatever the
+        // mode: similarity to nothing ranks nothing.
+        let has_words = req.q.chars().any(char::is_alphanumeric);
+        let mut res = match semantic {
+            Some(sem)
+                if mode != SearchMode::Lexical && has_words && req.sort == Sort::Relevance =>
+            {
+                hybrid::search(&gen, &sem, principal, req, mode, None)?
+            }
+            _ => lexical(&gen, principal, req)?,
+        };
+        if has_words && res.total < 3 && res.fuzzy_words == 0 {
+            // TODO(suggest): res.did_you_mean = self.did_you_mean(principal, &req.q).unwrap_or(None);
+            res.did_you_mean = None;
+        }
+        Ok(res)
+    }
+}
+
+impl SearchIndex {
+    /// The candidate union of a hybrid query with both raw scores, before
+    /// fusion: what relevance tuning fits fusions on. Needs a model.
+    pub fn hybrid_union(
+        &self,
+        principal: &Principal,
+        req: &SearchRequest,
+    ) -> Result<Vec<UnionCandidate>> {
+        req.validate()?;
+        let sem = self
+            .semantic
+            .load_full()
+            .ok_or_else(|| Error::invalid("mode", "no embedding model is loaded"))?;
+        let gen = self.current.load_full();
+        let mut out = Vec::new();
+        hybrid::search(
+            &gen,
+            &sem,
+            principal,
+            req,
+            SearchMode::Hybrid,
+            Some(&mut out),
+        )?;
+        Ok(out)
+    }
+}
+
+/// The lexical side of a query: its top `limit` candidates from `offset`,
+/// total and facet counts, after the fallback from all words to any word.
+struct Lexical {
+    docs: Vec<(Option<f32>, DocAddress)>,
+    total: u64,
+    facets: Vec<std::collections::HashMap<String, u64>>,
+    relaxed: bool,
+    fuzzy_words: usize,
+    /// The final query (`None` without searchable words).
+    query: Option<Box<dyn Query>>,
+    highlight: Box<dyn Query>,
+    stems: Vec<String>,
+    has_text: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lexical_pass(
+    gen: &Generation,
+    searcher: &Searcher,
+    visible: &dyn Query,
+    req: &SearchRequest,
+    sort: Sort,
+    limit: usize,
+    offset: usize,
+    facet_fields: &[&'static str],
+) -> Result<Lexical> {
+    let f = &gen.fields;
+    let mut analyzer = gen.analyzer.clone();
+    let mut prefix_analyzer = gen.prefix_analyzer.clone();
+    let text = query::build_text_query(
+        searcher,
+        f,
+        &mut analyzer,
+        &mut prefix_analyzer,
+        &req.q,
+        req.match_mode,
+        visible,
+    );
+    let has_text = text.query.is_some();
+    let highlight = text.highlight_query(&[f.body, f.summary]);
+    let stems = text.highlight.clone();
+    let fuzzy_words = text.fuzzy_words;
+    let mut final_text = text.query;
+    let query = query::assemble(
+        f,
+        visible,
+        final_text.as_ref().map(|q| q.box_clone()),
+        &req.filters,
+    );
+    let sort = match sort {
+        Sort::Relevance if !has_text => Sort::Updated,
+        s => s,
+    };
+    let mut pass = run_pass(searcher, &*query, sort, limit, offset, facet_fields)?;
+    let mut relaxed = false;
+    if pass.total == 0 && has_text && req.match_mode == MatchMode::All {
+        // Nothing matches every word: fall back to any word.
         let text = query::build_text_query(
-            &searcher,
+            searcher,
             f,
             &mut analyzer,
             &mut prefix_analyzer,
             &req.q,
-            req.match_mode,
-            &*visible,
+            MatchMode::Any,
+            visible,
         );
-        let has_text = text.query.is_some();
-        let highlight = text.highlight_query(&[f.body, f.summary]);
-        let stems = text.highlight.clone();
-        let fuzzy_words = text.fuzzy_words;
-        let query = query::assemble(f, &*visible, text.query, &req.filters);
-        let t_parse = t0.elapsed();
-
-        let sort = match req.sort {
-            Sort::Relevance if !has_text => Sort::Updated,
-            s => s,
-        };
-        let facet_fields: Vec<&'static str> = req.facets.iter().map(|x| x.as_str()).collect();
-        let mut pass = run_pass(&searcher, &*query, sort, req, &facet_fields)?;
-        let mut relaxed = false;
-        if pass.total == 0 && has_text && req.match_mode == MatchMode::All {
-            // Nothing matches every word: fall back to any word.
-            let text = query::build_text_query(
-                &searcher,
-                f,
-                &mut analyzer,
-                &mut prefix_analyzer,
-                &req.q,
-                MatchMode::Any,
-                &*visible,
-            );
-            let q2 = query::assemble(f, &*visible, text.query, &req.filters);
-            let p2 = run_pass(&searcher, &*q2, sort, req, &facet_fields)?;
-            if p2.total > 0 {
-                relaxed = true;
-                pass = p2;
-            }
+        let q2 = query::assemble(
+            f,
+            visible,
+            text.query.as_ref().map(|q| q.box_clone()),
+            &req.filters,
+        );
+        let p2 = run_pass(searcher, &*q2, sort, limit, offset, facet_fields)?;
+        if p2.total > 0 {
+            relaxed = true;
+            pass = p2;
+            final_text = text.query;
         }
-        let t_search = t0.elapsed();
-
-        let mut facets = BTreeMap::new();
-        for (name, counts) in facet_fields.iter().zip(pass.facets) {
-            let mut v: Vec<FacetCount> = counts
-                .into_iter()
-                .map(|(value, count)| FacetCount { value, count })
-                .collect();
-            v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            v.truncate(FACET_VALUES);
-            facets.insert(name.to_string(), v);
-        }
-        let t_facets = t0.elapsed();
-
-        let hits = if pass.docs.is_empty() {
-            Vec::new()
-        } else {
-            build_hits(&searcher, f, &*highlight, &stems, has_text, pass.docs)?
-        };
-        let t_total = t0.elapsed();
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-        Ok(SearchResults {
-            hits,
-            total: pass.total,
-            facets,
-            relaxed,
-            fuzzy_words,
-            took_ms: ms(t_total),
-            timings: Timings {
-                parse: ms(t_parse),
-                search: ms(t_search - t_parse),
-                facets: ms(t_facets - t_search),
-                snippets: ms(t_total - t_facets),
-                total: ms(t_total),
-            },
-        })
     }
+    Ok(Lexical {
+        docs: pass.docs,
+        total: pass.total,
+        facets: pass.facets,
+        relaxed,
+        fuzzy_words,
+        query: final_text.map(|t| query::assemble(f, visible, Some(t), &req.filters)),
+        highlight,
+        stems,
+        has_text,
+    })
+}
+
+/// The lexical candidates of a hybrid query: the top `depth` by BM25.
+fn lexical_candidates(
+    gen: &Generation,
+    searcher: &Searcher,
+    visible: &dyn Query,
+    req: &SearchRequest,
+    depth: usize,
+    facet_fields: &[&'static str],
+) -> Result<Lexical> {
+    lexical_pass(
+        gen,
+        searcher,
+        visible,
+        req,
+        Sort::Relevance,
+        depth,
+        0,
+        facet_fields,
+    )
+}
+
+/// The article id of a document.
+fn article_id(searcher: &Searcher, addr: DocAddress) -> ArticleId {
+    searcher
+        .segment_reader(addr.segment_ord)
+        .fast_fields()
+        .u64("id")
+        .ok()
+        .and_then(|c| c.first(addr.doc_id))
+        .unwrap_or(0) as ArticleId
+}
+
+/// A lexical search.
+fn lexical(gen: &Generation, principal: &Principal, req: &SearchRequest) -> Result<SearchResults> {
+    let t0 = Instant::now();
+    let searcher = gen.reader.searcher();
+    let f = &gen.fields;
+    let visible = query::visibility(f, principal, &req.filters, &gen.filters);
+    let facet_fields: Vec<&'static str> = req.facets.iter().map(|x| x.as_str()).collect();
+    let t_parse = t0.elapsed();
+    let lex = lexical_pass(
+        gen,
+        &searcher,
+        &*visible,
+        req,
+        req.sort,
+        req.limit,
+        req.offset,
+        &facet_fields,
+    )?;
+    let t_search = t0.elapsed();
+
+    let mut facets = BTreeMap::new();
+    for (name, counts) in facet_fields.iter().zip(lex.facets) {
+        let mut v: Vec<FacetCount> = counts
+            .into_iter()
+            .map(|(value, count)| FacetCount { value, count })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        v.truncate(FACET_VALUES);
+        facets.insert(name.to_string(), v);
+    }
+    let t_facets = t0.elapsed();
+
+    let hits = if lex.docs.is_empty() {
+        Vec::new()
+    } else {
+        build_hits(
+            &searcher,
+            f,
+            &*lex.highlight,
+            &lex.stems,
+            lex.has_text,
+            lex.docs,
+        )?
+    };
+    let t_total = t0.elapsed();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    Ok(SearchResults {
+        hits,
+        total: lex.total,
+        facets,
+        relaxed: lex.relaxed,
+        fuzzy_words: lex.fuzzy_words,
+        mode: SearchMode::Lexical,
+        did_you_mean: None,
+        semantic: None,
+        took_ms: ms(t_total),
+        timings: Timings {
+            parse: ms(t_parse),
+            embed: 0.0,
+            vector: 0.0,
+            search: ms(t_search - t_parse),
+            facets: ms(t_facets - t_search),
+            snippets: ms(t_total - t_facets),
+            total: ms(t_total),
+        },
+    })
 }
 
 fn write_current(root: &Path, id: u64) -> Result<()> {
@@ -494,10 +710,11 @@ fn run_pass(
     searcher: &Searcher,
     query: &dyn Query,
     sort: Sort,
-    req: &SearchRequest,
+    limit: usize,
+    offset: usize,
     facet_fields: &[&'static str],
 ) -> Result<Pass> {
-    let top = TopDocs::with_limit(req.limit).and_offset(req.offset);
+    let top = TopDocs::with_limit(limit).and_offset(offset);
     let fc = collect::FacetCounts {
         fields: facet_fields.to_vec(),
     };
@@ -600,6 +817,7 @@ fn build_hits(
                 .collect(),
             status: text(f.status),
             updated_at: chrono::DateTime::from_timestamp(updated, 0).unwrap_or_default(),
+            explain: None,
         });
     }
     Ok(hits)

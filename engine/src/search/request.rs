@@ -42,6 +42,55 @@ pub enum MatchMode {
     Any,
 }
 
+/// Which rankers answer a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Words only (BM25 with typo tolerance).
+    Lexical,
+    /// Meaning only: the query's embedding against passage embeddings.
+    Semantic,
+    /// Both, fused (the default when an embedding model is loaded).
+    Hybrid,
+}
+
+impl SearchMode {
+    /// Parses `lexical`, `semantic` or `hybrid`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "lexical" => Ok(SearchMode::Lexical),
+            "semantic" => Ok(SearchMode::Semantic),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(Error::invalid(
+                "mode",
+                format!("unknown mode {other:?}; use lexical, semantic or hybrid"),
+            )),
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Lexical => "lexical",
+            SearchMode::Semantic => "semantic",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// How hybrid search fuses the lexical and semantic rankings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Fusion {
+    /// Reciprocal-rank fusion: the sum of 1/(60 + rank) over both lists.
+    Rrf,
+    /// Convex combination of normalised scores with this semantic weight.
+    Convex(f32),
+    /// KMT's default: a convex combination whose weight depends on how
+    /// decided the lexical ranking is (see `hybrid.rs`).
+    Adaptive,
+}
+
 /// A facetable field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -193,6 +242,12 @@ pub struct SearchRequest {
     pub offset: usize,
     /// How words combine.
     pub match_mode: MatchMode,
+    /// Rankers to use; `None` = hybrid when a model is loaded, else lexical.
+    pub mode: Option<SearchMode>,
+    /// Fusion of hybrid rankings; `None` = the measured default.
+    pub fusion: Option<Fusion>,
+    /// Return each hit's lexical score, vector similarity and fused score.
+    pub explain: bool,
 }
 
 impl SearchRequest {
@@ -206,6 +261,14 @@ impl SearchRequest {
         }
         if self.limit == 0 || self.limit > MAX_LIMIT {
             return Err(Error::invalid("limit", format!("must be 1..={MAX_LIMIT}")));
+        }
+        if let Some(Fusion::Convex(w)) = self.fusion {
+            if !(0.0..=1.0).contains(&w) {
+                return Err(Error::invalid(
+                    "fusion",
+                    "the semantic weight must be 0..=1",
+                ));
+            }
         }
         if self.offset > MAX_OFFSET {
             return Err(Error::invalid(

@@ -63,6 +63,28 @@ pub struct TaskFilter {
     pub include_done: bool,
 }
 
+/// The passage vectors of one article under one embedding model.
+///
+/// Derived data, keyed by (article, model) and tagged with the content hash
+/// of the passages they were computed from ([`crate::embed::content_hash`]):
+/// a reader compares the hash with the article's current one and re-embeds
+/// only on a mismatch, so rebuilds and new replicas never embed unchanged
+/// text again. Not audited and not in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEmbedding {
+    /// The article.
+    pub article_id: ArticleId,
+    /// [`crate::embed::Embedder::model_id`] of the model that made them.
+    pub model_id: String,
+    /// [`crate::embed::content_hash`] of the embedded passages.
+    pub content_hash: String,
+    /// Floats per vector.
+    pub dim: i32,
+    /// The vectors, one per passage, as little-endian f32
+    /// ([`crate::embed::to_bytes`]); its length is a multiple of `dim * 4`.
+    pub vectors: Vec<u8>,
+}
+
 /// The system of record.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -314,6 +336,34 @@ impl Store {
     /// The latest version of every category's rules, by category.
     pub async fn list_rules(&self) -> Result<Vec<CategoryRule>> {
         dispatch!(self, s => s.list_rules().await)
+    }
+
+    /// Stored embeddings of `ids` under `model_id` (any content hash; the
+    /// caller compares it). Articles without a row are absent.
+    pub async fn get_embeddings(
+        &self,
+        model_id: &str,
+        ids: &[ArticleId],
+    ) -> Result<Vec<StoredEmbedding>> {
+        dispatch!(self, s => s.get_embeddings(model_id, ids).await)
+    }
+
+    /// Inserts or replaces the rows' embeddings (one row per (article,
+    /// model)), in one transaction. Rows of articles that no longer exist
+    /// are skipped, not an error (the article was deleted meanwhile).
+    pub async fn put_embeddings(&self, rows: &[StoredEmbedding]) -> Result<()> {
+        dispatch!(self, s => s.put_embeddings(rows).await)
+    }
+
+    /// Stored embeddings under `model_id` with article id > `after_id`, by id,
+    /// at most `limit` (for loading a vector index in pages).
+    pub async fn scan_embeddings(
+        &self,
+        model_id: &str,
+        after_id: ArticleId,
+        limit: i64,
+    ) -> Result<Vec<StoredEmbedding>> {
+        dispatch!(self, s => s.scan_embeddings(model_id, after_id, limit).await)
     }
 
     /// Every version of a category's rules, oldest first.

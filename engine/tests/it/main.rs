@@ -2,11 +2,15 @@
 //! Add a `mod` line per area.
 
 mod common;
+mod embed;
 mod search;
+mod semantic;
 mod store_accounts;
 mod store_articles;
 mod store_changes;
+mod store_embeddings;
 mod store_notifications;
 mod store_review;
 mod store_support;
 mod store_tasks;
+mod suggest;

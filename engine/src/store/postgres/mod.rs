@@ -28,6 +28,7 @@
 
 mod accounts;
 mod articles;
+mod embeddings;
 mod notifications;
 mod workflow;
 

@@ -20,6 +20,7 @@
 
 mod accounts;
 mod articles;
+mod embeddings;
 mod notifications;
 mod workflow;
 

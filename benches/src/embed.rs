@@ -1,0 +1,183 @@
+//! `embed`: speed of the local embedding model (all-MiniLM-L6-v2 on the CPU).
+//!
+//! Two numbers matter for KMT: how long a search waits for its query's
+//! vector (single short texts, one at a time, as the API embeds them), and
+//! how fast the indexer embeds article passages (many texts per call). Both
+//! use real text from `msmarco-5k`: its 50 queries, and passages cut by
+//! `engine::embed::passages` from its corpus, once with each MS MARCO
+//! passage as an article (short, ~80 tokens) and once with consecutive
+//! passages joined into articles long enough to give full 150-word windows
+//! (~200 tokens, what KMT's own articles mostly produce).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use engine::embed::local::LocalEmbedder;
+use engine::embed::{passages, Embedder};
+use serde::Deserialize;
+
+/// What to measure.
+pub struct EmbedSpec {
+    /// Model directory.
+    pub model_dir: PathBuf,
+    /// Folder holding `msmarco-5k/`.
+    pub corpora: PathBuf,
+    /// Timed single-query embeddings.
+    pub queries: usize,
+    /// Passages per throughput run.
+    pub passages: usize,
+    /// Texts per `embed` call in the throughput runs.
+    pub batch: usize,
+}
+
+/// One throughput run.
+struct Throughput {
+    name: &'static str,
+    passages: usize,
+    tokens: usize,
+    elapsed: Duration,
+}
+
+#[derive(Deserialize)]
+struct Query {
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Doc {
+    #[serde(default)]
+    title: String,
+    text: String,
+}
+
+fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "read {} (set --corpora or KMT_CORPORA to the folder holding msmarco-5k/)",
+            path.display()
+        )
+    })?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Runs the benchmark and prints a markdown table.
+pub fn run(spec: &EmbedSpec) -> Result<()> {
+    let dir = spec.corpora.join("msmarco-5k");
+    let queries: Vec<Query> = read_jsonl(&dir.join("queries.jsonl"))?;
+    let docs: Vec<Doc> = read_jsonl(&dir.join("corpus.jsonl"))?;
+    if queries.is_empty() || docs.is_empty() {
+        bail!("{} holds no queries or no passages", dir.display());
+    }
+
+    let t = Instant::now();
+    let model = LocalEmbedder::load(&spec.model_dir)
+        .with_context(|| format!("load the model from {}", spec.model_dir.display()))?;
+    let load = t.elapsed();
+
+    // Queries: one text per call, as a search embeds its query.
+    let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+    for q in texts.iter().take(10) {
+        model.embed(&[q])?;
+    }
+    let query_tokens = model.token_counts(&texts)?;
+    let mut lat = Vec::with_capacity(spec.queries);
+    for i in 0..spec.queries {
+        let q = texts[i % texts.len()];
+        let t = Instant::now();
+        model.embed(&[q])?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let pct = |p: f64| -> Duration {
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i]
+    };
+    let mean_tokens = query_tokens.iter().sum::<usize>() as f64 / query_tokens.len() as f64;
+
+    // Passages: whole MS MARCO passages, then full 150-word windows.
+    let short: Vec<String> = docs
+        .iter()
+        .flat_map(|d| passages(&d.title, "", &d.text))
+        .take(spec.passages)
+        .collect();
+    let long: Vec<String> = docs
+        .chunks(4)
+        .flat_map(|c| {
+            let body: Vec<&str> = c.iter().map(|d| d.text.as_str()).collect();
+            passages("", "", &body.join(" "))
+        })
+        .take(spec.passages)
+        .collect();
+    let mut runs = Vec::new();
+    for (name, set) in [("msmarco passages", &short), ("150-word windows", &long)] {
+        runs.push(throughput(&model, name, set, spec.batch)?);
+    }
+
+    println!(
+        "all-MiniLM-L6-v2 on {} CPU thread(s), model loaded in {:.0} ms\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load.as_secs_f64() * 1e3
+    );
+    println!("| measurement | n | tokens/text | p50 | p99 | mean |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let mean = lat.iter().sum::<Duration>() / lat.len().max(1) as u32;
+    println!(
+        "| query latency (1 text/call) | {} | {:.1} | {:.2} ms | {:.2} ms | {:.2} ms |",
+        lat.len(),
+        mean_tokens,
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(mean)
+    );
+    println!();
+    println!(
+        "| throughput ({} texts/call) | passages | tokens/text | tokens/s | passages/s |",
+        spec.batch
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for r in &runs {
+        let s = r.elapsed.as_secs_f64();
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.1} |",
+            r.name,
+            r.passages,
+            r.tokens as f64 / r.passages.max(1) as f64,
+            r.tokens as f64 / s,
+            r.passages as f64 / s
+        );
+    }
+    Ok(())
+}
+
+fn throughput(
+    model: &LocalEmbedder,
+    name: &'static str,
+    set: &[String],
+    batch: usize,
+) -> Result<Throughput> {
+    let texts: Vec<&str> = set.iter().map(String::as_str).collect();
+    let tokens = model.token_counts(&texts)?.iter().sum();
+    // Warm-up: the first calls fault in the weights and grow the allocator.
+    model.embed(&texts[..texts.len().min(batch)])?;
+    let t = Instant::now();
+    for chunk in texts.chunks(batch.max(1)) {
+        model.embed(chunk)?;
+    }
+    Ok(Throughput {
+        name,
+        passages: texts.len(),
+        tokens,
+        elapsed: t.elapsed(),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

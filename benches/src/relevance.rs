@@ -1,0 +1,511 @@
+//! `kmt-bench relevance`: nDCG@10, recall@100 and MRR@10 of lexical,
+//! semantic and hybrid search on a BEIR set (../shared/corpora/msmarco-5k),
+//! through the engine code that serves `/v1/search`.
+//!
+//! The corpus goes through KMT's BEIR importer (as `kmt import` reads it),
+//! into an in-memory index with the real embedding model's passage vectors
+//! attached. Passage vectors are cached on disk by content hash, so reruns
+//! do not re-embed. A reference BM25 run (Python `bm25s` with an English
+//! Snowball stemmer, `benches/bm25_reference.py`) is read from a JSON file
+//! the wrapper script produces in the same run.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use engine::auth::Principal;
+use engine::embed::{self, Embedder, QueryEmbedder};
+use engine::import::{ImportOptions, ImportSource};
+use engine::model::{Article, Status};
+use engine::search::{Fusion, SearchIndex, SearchMode, SearchRequest, Semantic};
+use engine::vector::{SearchParams, VectorIndex};
+
+/// Inputs of a run.
+pub struct RelevanceSpec {
+    /// The BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+    pub set: PathBuf,
+    /// Model directory.
+    pub model_dir: PathBuf,
+    /// Cache directory for passage vectors.
+    pub cache: PathBuf,
+    /// JSON with the reference BM25 metrics (optional).
+    pub reference: Option<PathBuf>,
+    /// BENCHMARKS.md to update (optional).
+    pub out: Option<PathBuf>,
+    /// Write each query's hybrid candidate union (raw scores and grades)
+    /// here as JSON Lines, for fitting fusions offline.
+    pub dump: Option<PathBuf>,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// The three metrics.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct Metrics {
+    /// nDCG@10 (linear gains, as trec_eval).
+    pub ndcg10: f64,
+    /// Recall@100 (judged relevant = grade ≥ 1).
+    pub recall100: f64,
+    /// MRR@10.
+    pub mrr10: f64,
+}
+
+type Qrels = HashMap<String, HashMap<String, u32>>;
+/// An article's id, content hash and passage vectors.
+type ArticleVectors = (i64, String, Vec<Vec<f32>>);
+
+fn read_queries(set: &Path) -> Result<Vec<(String, String)>> {
+    let f = std::fs::File::open(set.join("queries.jsonl")).context("queries.jsonl")?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        let id = v["_id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v["_id"].to_string());
+        out.push((id, v["text"].as_str().unwrap_or_default().to_string()));
+    }
+    Ok(out)
+}
+
+fn read_qrels(set: &Path) -> Result<Qrels> {
+    let text = std::fs::read_to_string(set.join("qrels/test.tsv")).context("qrels/test.tsv")?;
+    let mut q: Qrels = HashMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 || f[2].parse::<u32>().is_err() {
+            continue; // a header line
+        }
+        q.entry(f[0].to_string())
+            .or_default()
+            .insert(f[1].to_string(), f[2].parse()?);
+    }
+    Ok(q)
+}
+
+/// Metrics of one ranking against one query's judgments.
+pub fn score(ranked: &[String], judged: &HashMap<String, u32>) -> Metrics {
+    let dcg: f64 = ranked
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(|(i, d)| judged.get(d).copied().unwrap_or(0) as f64 / (i as f64 + 2.0).log2())
+        .sum();
+    let mut ideal: Vec<u32> = judged.values().copied().filter(|&g| g > 0).collect();
+    ideal.sort_unstable_by(|a, b| b.cmp(a));
+    let idcg: f64 = ideal
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(|(i, &g)| g as f64 / (i as f64 + 2.0).log2())
+        .sum();
+    let relevant = ideal.len();
+    let found = ranked
+        .iter()
+        .take(100)
+        .filter(|d| judged.get(*d).is_some_and(|&g| g > 0))
+        .count();
+    let mrr = ranked
+        .iter()
+        .take(10)
+        .position(|d| judged.get(d).is_some_and(|&g| g > 0))
+        .map_or(0.0, |p| 1.0 / (p as f64 + 1.0));
+    Metrics {
+        ndcg10: if idcg > 0.0 { dcg / idcg } else { 0.0 },
+        recall100: if relevant > 0 {
+            found as f64 / relevant as f64
+        } else {
+            0.0
+        },
+        mrr10: mrr,
+    }
+}
+
+fn mean(ms: &[Metrics]) -> Metrics {
+    let n = ms.len().max(1) as f64;
+    Metrics {
+        ndcg10: ms.iter().map(|m| m.ndcg10).sum::<f64>() / n,
+        recall100: ms.iter().map(|m| m.recall100).sum::<f64>() / n,
+        mrr10: ms.iter().map(|m| m.mrr10).sum::<f64>() / n,
+    }
+}
+
+/// Loads the corpus through KMT's importer.
+fn load_articles(set: &Path) -> Result<Vec<Article>> {
+    let mut src =
+        ImportSource::open(set, &ImportOptions::default()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    while let Some(batch) = src.next_batch() {
+        for r in batch {
+            let r = r.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let d = r.draft;
+            out.push(Article {
+                id: out.len() as i64 + 1,
+                slug: d.slug,
+                title: d.title,
+                summary: d.summary,
+                body: d.body,
+                category: d.category,
+                tags: d.tags,
+                audience: d.audience,
+                status: Status::Published,
+                owner: "bench".into(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                published_at: Some(now),
+                review_due: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Passage vectors by content hash, cached in one file per model.
+fn vectors(
+    articles: &[Article],
+    model: &dyn Embedder,
+    cache: &Path,
+) -> Result<Vec<ArticleVectors>> {
+    let dim = model.dim();
+    let file = cache.join(format!(
+        "passages-{}.bin",
+        model.model_id().replace('/', "_")
+    ));
+    let mut known: HashMap<String, Vec<Vec<f32>>> = HashMap::new();
+    if let Ok(mut f) = std::fs::File::open(&file) {
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        let mut at = 0;
+        while at + 68 <= bytes.len() {
+            let hash = String::from_utf8_lossy(&bytes[at..at + 64]).to_string();
+            let n = u32::from_le_bytes(bytes[at + 64..at + 68].try_into()?) as usize;
+            at += 68;
+            let len = n * dim * 4;
+            if at + len > bytes.len() {
+                break;
+            }
+            if let Some(v) = embed::from_bytes(&bytes[at..at + len], dim) {
+                known.insert(hash, v);
+            }
+            at += len;
+        }
+    }
+    let jobs: Vec<(i64, String, Vec<String>)> = articles
+        .iter()
+        .map(|a| {
+            let p = embed::passages(&a.title, &a.summary, &a.body);
+            (a.id, embed::content_hash(&p), p)
+        })
+        .collect();
+    let missing: Vec<&(i64, String, Vec<String>)> =
+        jobs.iter().filter(|j| !known.contains_key(&j.1)).collect();
+    if !missing.is_empty() {
+        let total: usize = missing.iter().map(|j| j.2.len()).sum();
+        eprintln!(
+            "embedding {total} passages of {} articles (cached for reruns)",
+            missing.len()
+        );
+        let started = Instant::now();
+        let mut done = 0;
+        let mut last = Instant::now();
+        std::fs::create_dir_all(cache)?;
+        let mut out = std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&file)?,
+        );
+        for chunk in missing.chunks(64) {
+            let texts: Vec<&str> = chunk
+                .iter()
+                .flat_map(|j| j.2.iter().map(String::as_str))
+                .collect();
+            let vecs = model.embed(&texts)?;
+            let mut it = vecs.into_iter();
+            for j in chunk {
+                let v: Vec<Vec<f32>> = it.by_ref().take(j.2.len()).collect();
+                out.write_all(j.1.as_bytes())?;
+                out.write_all(&(v.len() as u32).to_le_bytes())?;
+                out.write_all(&embed::to_bytes(&v))?;
+                known.insert(j.1.clone(), v);
+            }
+            done += texts.len();
+            if last.elapsed().as_secs() >= 5 {
+                eprintln!(
+                    "  {done}/{total} passages, {:.0}/s",
+                    done as f64 / started.elapsed().as_secs_f64()
+                );
+                last = Instant::now();
+            }
+        }
+        out.flush()?;
+    }
+    Ok(jobs
+        .into_iter()
+        .map(|(id, hash, _)| {
+            let v = known.get(&hash).cloned().unwrap_or_default();
+            (id, hash, v)
+        })
+        .collect())
+}
+
+/// One configuration measured.
+struct Row {
+    name: String,
+    mean: Metrics,
+    per_query: Vec<f64>,
+}
+
+/// Runs the benchmark.
+pub fn run(spec: &RelevanceSpec) -> Result<()> {
+    if !spec.set.join("corpus.jsonl").exists() {
+        bail!(
+            "no BEIR set at {} (the corpora live in ../shared/corpora; pass --set)",
+            spec.set.display()
+        );
+    }
+    let model: Arc<dyn Embedder> = Arc::new(
+        embed::local::LocalEmbedder::load(&spec.model_dir).with_context(|| {
+            format!(
+                "loading the model from {} (run `make model`)",
+                spec.model_dir.display()
+            )
+        })?,
+    );
+    let articles = load_articles(&spec.set)?;
+    let queries = read_queries(&spec.set)?;
+    let qrels = read_qrels(&spec.set)?;
+    let all_queries = queries.len();
+    let queries: Vec<(String, String)> = queries
+        .into_iter()
+        .filter(|(id, _)| qrels.contains_key(id))
+        .collect();
+    eprintln!(
+        "{} articles, {} judged queries",
+        articles.len(),
+        queries.len()
+    );
+
+    let index = SearchIndex::in_memory()?;
+    let mut u = index.updater()?;
+    for a in &articles {
+        u.upsert(a)?;
+    }
+    u.commit(1)?;
+    let vecs = vectors(&articles, &*model, &spec.cache)?;
+    let vectors = VectorIndex::build(model.dim(), vecs);
+    index.attach_semantic(Arc::new(Semantic {
+        embedder: QueryEmbedder::new(model.clone(), 1024),
+        vectors,
+        params: SearchParams::default(),
+    }));
+
+    let who = Principal::system();
+    if let Some(path) = &spec.dump {
+        let slug_of: HashMap<i64, &str> =
+            articles.iter().map(|a| (a.id, a.slug.as_str())).collect();
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for (qid, text) in &queries {
+            let req = SearchRequest {
+                q: text.clone(),
+                limit: 100,
+                match_mode: engine::search::MatchMode::Any,
+                ..Default::default()
+            };
+            let union = index.hybrid_union(&who, &req)?;
+            let cands: Vec<serde_json::Value> = union
+                .iter()
+                .map(|c| {
+                    let slug = slug_of.get(&c.id).copied().unwrap_or_default();
+                    serde_json::json!({"doc": slug, "lex": c.lexical, "sim": c.semantic,
+                        "grade": qrels[qid].get(slug).copied().unwrap_or(0)})
+                })
+                .collect();
+            let judged: Vec<u32> = qrels[qid].values().copied().collect();
+            serde_json::to_writer(
+                &mut w,
+                &serde_json::json!({"qid": qid, "q": text, "judged": judged, "cands": cands}),
+            )?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        eprintln!("wrote candidate unions to {}", path.display());
+    }
+    let configs: Vec<(String, SearchMode, Option<Fusion>)> = vec![
+        ("lexical (BM25, KMT)".into(), SearchMode::Lexical, None),
+        (
+            "semantic (MiniLM, max passage)".into(),
+            SearchMode::Semantic,
+            None,
+        ),
+        (
+            "hybrid: RRF (k=60)".into(),
+            SearchMode::Hybrid,
+            Some(Fusion::Rrf),
+        ),
+        (
+            "hybrid: convex w=0.3".into(),
+            SearchMode::Hybrid,
+            Some(Fusion::Convex(0.3)),
+        ),
+        (
+            "hybrid: convex w=0.5".into(),
+            SearchMode::Hybrid,
+            Some(Fusion::Convex(0.5)),
+        ),
+        (
+            "hybrid: convex w=0.7".into(),
+            SearchMode::Hybrid,
+            Some(Fusion::Convex(0.7)),
+        ),
+        (
+            "hybrid: convex w=0.8".into(),
+            SearchMode::Hybrid,
+            Some(Fusion::Convex(0.8)),
+        ),
+        (
+            "**hybrid: adaptive (default)**".into(),
+            SearchMode::Hybrid,
+            Some(Fusion::Adaptive),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, mode, fusion) in configs {
+        let mut per = Vec::new();
+        for (qid, text) in &queries {
+            let req = SearchRequest {
+                q: text.clone(),
+                limit: 100,
+                mode: Some(mode),
+                fusion,
+                match_mode: engine::search::MatchMode::Any,
+                ..Default::default()
+            };
+            let res = index.search(&who, &req)?;
+            let ranked: Vec<String> = res.hits.into_iter().map(|h| h.slug).collect();
+            per.push(score(&ranked, &qrels[qid]));
+        }
+        let m = mean(&per);
+        eprintln!(
+            "{name}: nDCG@10 {:.3} R@100 {:.3} MRR@10 {:.3}",
+            m.ndcg10, m.recall100, m.mrr10
+        );
+        rows.push(Row {
+            name,
+            mean: m,
+            per_query: per.iter().map(|m| m.ndcg10).collect(),
+        });
+    }
+    let reference: Option<Metrics> = match &spec.reference {
+        Some(p) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?,
+            )
+            .context("reference json")?,
+        ),
+        None => None,
+    };
+    let md = markdown(
+        spec,
+        &rows,
+        reference,
+        articles.len(),
+        (queries.len(), all_queries),
+    );
+    println!("{md}");
+    if let Some(out) = &spec.out {
+        crate::report::upsert_section(out, "relevance-msmarco-5k", &md)?;
+        eprintln!("updated {}", out.display());
+    }
+    Ok(())
+}
+
+fn markdown(
+    spec: &RelevanceSpec,
+    rows: &[Row],
+    reference: Option<Metrics>,
+    articles: usize,
+    (queries, all_queries): (usize, usize),
+) -> String {
+    let scale = queries as f64 / all_queries.max(1) as f64;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "## Relevance: {} ({articles} passages, {queries} judged queries)\n\n",
+        spec.set
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("set")
+    ));
+    s.push_str(&format!(
+        "Command: `{}` (date {}). Every row goes through `SearchIndex::search`, the code behind `GET /v1/search`, with `match=any` and `limit=100`.\n\n",
+        spec.command,
+        chrono::Utc::now().format("%Y-%m-%d")
+    ));
+    s.push_str(&format!(
+        "nDCG@10 is averaged over the {queries} queries that have judgments (as BEIR and trec_eval do); the column \"over all {all_queries}\" counts the {} unjudged queries as 0, the scale of the reference numbers quoted in issue 3 (bm25s 0.620, dense 0.704, goal 0.72).\n\n",
+        all_queries - queries
+    ));
+    s.push_str(&format!("| ranker | nDCG@10 | nDCG@10 over all {all_queries} | recall@100 | MRR@10 | queries worse than the better single mode (nDCG@10) |\n|---|---:|---:|---:|---:|---:|\n"));
+    if let Some(r) = reference {
+        s.push_str(&format!(
+            "| reference: bm25s (Snowball English), same run | {:.3} | {:.3} | {:.3} | {:.3} | |\n",
+            r.ndcg10,
+            r.ndcg10 * scale,
+            r.recall100,
+            r.mrr10
+        ));
+    }
+    let lex = rows.iter().find(|r| r.name.starts_with("lexical"));
+    let sem = rows.iter().find(|r| r.name.starts_with("semantic"));
+    for r in rows {
+        let worse = match (lex, sem, r.name.contains("hybrid")) {
+            (Some(l), Some(se), true) => {
+                let n = r
+                    .per_query
+                    .iter()
+                    .zip(l.per_query.iter().zip(&se.per_query))
+                    .filter(|(h, (a, b))| **h + 1e-9 < a.max(**b))
+                    .count();
+                format!("{n} of {}", r.per_query.len())
+            }
+            _ => String::new(),
+        };
+        s.push_str(&format!(
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {worse} |\n",
+            r.name,
+            r.mean.ndcg10,
+            r.mean.ndcg10 * scale,
+            r.mean.recall100,
+            r.mean.mrr10
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_of_a_known_ranking() {
+        let judged: HashMap<String, u32> = [("a".to_string(), 3), ("b".to_string(), 1)]
+            .into_iter()
+            .collect();
+        let ranked: Vec<String> = ["x", "a", "b"].iter().map(|s| s.to_string()).collect();
+        let m = score(&ranked, &judged);
+        let dcg = 3.0 / 3f64.log2() + 1.0 / 4f64.log2();
+        let idcg = 3.0 + 1.0 / 3f64.log2();
+        assert!((m.ndcg10 - dcg / idcg).abs() < 1e-9);
+        assert_eq!(m.recall100, 1.0);
+        assert_eq!(m.mrr10, 0.5);
+    }
+}

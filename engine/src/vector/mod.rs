@@ -1,0 +1,718 @@
+//! The vector index: passage embeddings of articles, searched by cosine
+//! similarity under a permission filter.
+//!
+//! Every passage vector has a *slot*. An HNSW graph (hnsw_rs, dot product on
+//! unit vectors) indexes the slots; our own table keeps each slot's vector,
+//! article and liveness. Updating an article inserts new slots and
+//! tombstones the old ones (HNSW graphs cannot delete); [`VectorIndex::compact`]
+//! rebuilds the graph from the live slots when tombstones pile up.
+//!
+//! Searches are planned by the filter's selectivity, as Qdrant does: the
+//! caller passes the set of articles it may see ([`Allowed`], computed by the
+//! full-text engine from the same visibility clause lexical search uses).
+//! When that set holds few vectors, an exact scan of just those vectors is
+//! both faster and exact; when it is broad, a filtered HNSW walk is. Either
+//! way the filter applies *inside* the search, so a caller always gets `k`
+//! readable hits when `k` exist.
+//!
+//! hnsw_rs can leave points unreachable after (parallel) insertion. Every
+//! build checks self-recall (each vector must find itself) and every insert
+//! checks the new point; unreachable slots go on an *orphan* list that each
+//! search scans exactly, so no vector is ever lost to the graph.
+
+mod persist;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
+use hnsw_rs::prelude::{DistDot, Hnsw};
+use rayon::prelude::*;
+
+use crate::embed::dot;
+use crate::model::ArticleId;
+
+/// Neighbours per node and layer in the graph (M).
+const MAX_CONNECTIONS: usize = 16;
+/// Candidate list size while building.
+const EF_CONSTRUCTION: usize = 128;
+/// Layers of the graph.
+const MAX_LAYERS: usize = 16;
+/// Default candidate list size while searching.
+pub const DEFAULT_EF: usize = 96;
+/// Neighbours asked of the graph when checking that a vector finds itself.
+const SELF_RECALL_K: usize = 10;
+
+/// Articles a search may return: a bit set over article ids.
+#[derive(Debug, Clone, Default)]
+pub struct Allowed {
+    bits: Vec<u64>,
+    ids: Vec<ArticleId>,
+}
+
+impl Allowed {
+    /// The set of `ids` (negative ids are ignored).
+    pub fn from_ids(mut ids: Vec<ArticleId>) -> Allowed {
+        ids.retain(|&id| id >= 0);
+        ids.sort_unstable();
+        ids.dedup();
+        let max = ids.last().copied().unwrap_or(0) as usize;
+        let mut bits = vec![0u64; max / 64 + 1];
+        for &id in &ids {
+            bits[id as usize / 64] |= 1 << (id as usize % 64);
+        }
+        Allowed { bits, ids }
+    }
+
+    /// Whether `id` is in the set.
+    #[inline]
+    pub fn contains(&self, id: ArticleId) -> bool {
+        id >= 0
+            && self
+                .bits
+                .get(id as usize / 64)
+                .is_some_and(|w| w & (1 << (id as usize % 64)) != 0)
+    }
+
+    /// Number of articles in the set.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The ids, ascending.
+    pub fn ids(&self) -> &[ArticleId] {
+        &self.ids
+    }
+}
+
+/// How a vector search was run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    /// Every allowed vector was compared with the query.
+    Exact,
+    /// A filtered walk of the HNSW graph (plus the orphans, exactly).
+    Graph,
+}
+
+/// Tuning of vector searches.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchParams {
+    /// HNSW candidate list size.
+    pub ef: usize,
+    /// Scan exactly when the allowed vectors are at most this many.
+    pub exact_below: usize,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        SearchParams {
+            ef: DEFAULT_EF,
+            // Measured by `kmt-bench ann` (BENCHMARKS.md): an exact scan of
+            // 20k vectors costs about what a filtered graph walk does.
+            exact_below: 20_000,
+        }
+    }
+}
+
+/// An article's best passage similarity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArticleScore {
+    /// The article.
+    pub id: ArticleId,
+    /// Cosine similarity of its best passage with the query.
+    pub similarity: f32,
+    /// Which passage (0-based).
+    pub passage: u32,
+}
+
+/// Slot table and graph of one build.
+struct Inner {
+    dim: usize,
+    hnsw: Hnsw<'static, f32, DistDot>,
+    table: RwLock<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    /// Slot-major vectors.
+    vectors: Vec<f32>,
+    /// Article of each slot.
+    article: Vec<ArticleId>,
+    /// Passage number of each slot.
+    passage: Vec<u32>,
+    /// Whether a slot is live (false: tombstone or not yet in the graph).
+    alive: Vec<bool>,
+    /// Live articles: content hash and slots.
+    articles: HashMap<ArticleId, Entry>,
+    /// Live slots the graph cannot reach: scanned exactly by every search.
+    orphans: Vec<u32>,
+    /// Live slots.
+    live: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    hash: String,
+    slots: Vec<u32>,
+}
+
+impl Table {
+    fn vector(&self, dim: usize, slot: u32) -> &[f32] {
+        let s = slot as usize * dim;
+        &self.vectors[s..s + dim]
+    }
+}
+
+/// Statistics of the index.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VectorStats {
+    /// Articles with vectors.
+    pub articles: usize,
+    /// Live vectors.
+    pub vectors: usize,
+    /// Tombstoned vectors still in the graph.
+    pub tombstones: usize,
+    /// Live vectors the graph cannot reach (scanned exactly).
+    pub orphans: usize,
+}
+
+/// Passage vectors of articles, searchable by similarity.
+#[derive(Clone)]
+pub struct VectorIndex {
+    inner: Arc<ArcSwap<Inner>>,
+}
+
+impl std::fmt::Debug for VectorIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorIndex")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+fn new_graph(capacity: usize) -> Hnsw<'static, f32, DistDot> {
+    let mut h = Hnsw::new(
+        MAX_CONNECTIONS,
+        capacity.max(1024),
+        MAX_LAYERS,
+        EF_CONSTRUCTION,
+        DistDot,
+    );
+    h.set_searching_mode(true);
+    h
+}
+
+impl VectorIndex {
+    /// An empty index of `dim`-dimensional vectors.
+    pub fn new(dim: usize) -> VectorIndex {
+        VectorIndex {
+            inner: Arc::new(ArcSwap::from_pointee(Inner {
+                dim,
+                hnsw: new_graph(0),
+                table: RwLock::default(),
+            })),
+        }
+    }
+
+    /// Builds an index from whole articles at once, inserting into the graph
+    /// in parallel, then repairs what self-recall finds unreachable.
+    pub fn build(dim: usize, articles: Vec<(ArticleId, String, Vec<Vec<f32>>)>) -> VectorIndex {
+        let mut table = Table::default();
+        let total: usize = articles.iter().map(|a| a.2.len()).sum();
+        table.vectors.reserve(total * dim);
+        for (id, hash, vecs) in articles {
+            push_article(&mut table, dim, id, hash, &vecs, true);
+        }
+        let hnsw = new_graph(total);
+        let items: Vec<(&[f32], usize)> = (0..table.article.len())
+            .map(|s| (table.vector(dim, s as u32), s))
+            .collect();
+        hnsw.parallel_insert_slice(&items);
+        drop(items);
+        let inner = Inner {
+            dim,
+            hnsw,
+            table: RwLock::new(table),
+        };
+        inner.repair();
+        VectorIndex {
+            inner: Arc::new(ArcSwap::from_pointee(inner)),
+        }
+    }
+
+    /// Makes `other`'s content this index's (every clone sees it).
+    pub fn replace(&self, other: &VectorIndex) {
+        self.inner.store(other.inner.load_full());
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.inner.load().dim
+    }
+
+    /// Counts of articles, vectors, tombstones and orphans.
+    pub fn stats(&self) -> VectorStats {
+        let inner = self.inner.load();
+        let t = inner.table.read().expect("vector table lock");
+        VectorStats {
+            articles: t.articles.len(),
+            vectors: t.live,
+            tombstones: t.article.len() - t.live,
+            orphans: t.orphans.len(),
+        }
+    }
+
+    /// The content hash stored with an article's vectors.
+    pub fn hash_of(&self, id: ArticleId) -> Option<String> {
+        let inner = self.inner.load();
+        let t = inner.table.read().expect("vector table lock");
+        t.articles.get(&id).map(|e| e.hash.clone())
+    }
+
+    /// Content hashes of every article with vectors.
+    pub fn hashes(&self) -> HashMap<ArticleId, String> {
+        let inner = self.inner.load();
+        let t = inner.table.read().expect("vector table lock");
+        t.articles
+            .iter()
+            .map(|(id, e)| (*id, e.hash.clone()))
+            .collect()
+    }
+
+    /// Sets an article's vectors (replacing older ones). Vectors must be
+    /// unit length and of [`VectorIndex::dim`] floats.
+    pub fn upsert(&self, id: ArticleId, hash: String, vectors: &[Vec<f32>]) {
+        let inner = self.inner.load_full();
+        let dim = inner.dim;
+        let vectors: Vec<&Vec<f32>> = vectors.iter().filter(|v| v.len() == dim).collect();
+        // Reserve slots (not yet alive), insert into the graph without
+        // holding the table lock, then make them live in one step.
+        let first = {
+            let mut t = inner.table.write().expect("vector table lock");
+            let first = t.article.len() as u32;
+            for (i, v) in vectors.iter().enumerate() {
+                t.vectors.extend_from_slice(v);
+                t.article.push(id);
+                t.passage.push(i as u32);
+                t.alive.push(false);
+            }
+            first
+        };
+        let slots: Vec<u32> = (first..first + vectors.len() as u32).collect();
+        let mut orphans = Vec::new();
+        for (&slot, v) in slots.iter().zip(&vectors) {
+            inner.hnsw.insert_slice((v.as_slice(), slot as usize));
+            let found = inner.hnsw.search(v, SELF_RECALL_K, DEFAULT_EF);
+            if !found.iter().any(|n| n.d_id == slot as usize) {
+                orphans.push(slot);
+            }
+        }
+        let mut t = inner.table.write().expect("vector table lock");
+        kill_article(&mut t, id);
+        for &s in &slots {
+            t.alive[s as usize] = true;
+        }
+        t.live += slots.len();
+        t.orphans.extend(orphans);
+        t.articles.insert(id, Entry { hash, slots });
+    }
+
+    /// Removes an article's vectors.
+    pub fn remove(&self, id: ArticleId) {
+        let inner = self.inner.load();
+        let mut t = inner.table.write().expect("vector table lock");
+        kill_article(&mut t, id);
+    }
+
+    /// Share of tombstones among all slots (0 when empty).
+    pub fn garbage_ratio(&self) -> f64 {
+        let s = self.stats();
+        let all = s.vectors + s.tombstones;
+        if all == 0 {
+            0.0
+        } else {
+            s.tombstones as f64 / all as f64
+        }
+    }
+
+    /// Rebuilds the graph from the live vectors only (dropping tombstones).
+    /// Searches continue on the old build meanwhile; the caller must not
+    /// write concurrently (the indexer's single embedding worker does both).
+    pub fn compact(&self) {
+        let old = self.inner.load_full();
+        let articles: Vec<(ArticleId, String, Vec<Vec<f32>>)> = {
+            let t = old.table.read().expect("vector table lock");
+            t.articles
+                .iter()
+                .map(|(id, e)| {
+                    let vecs = e
+                        .slots
+                        .iter()
+                        .map(|&s| t.vector(old.dim, s).to_vec())
+                        .collect();
+                    (*id, e.hash.clone(), vecs)
+                })
+                .collect()
+        };
+        let fresh = VectorIndex::build(old.dim, articles);
+        self.inner.store(fresh.inner.load_full());
+    }
+
+    /// Exact best-passage similarity of the given articles with `query`
+    /// (articles without vectors are absent).
+    pub fn similarities(
+        &self,
+        query: &[f32],
+        ids: &[ArticleId],
+    ) -> HashMap<ArticleId, ArticleScore> {
+        let inner = self.inner.load();
+        let t = inner.table.read().expect("vector table lock");
+        let mut out = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(e) = t.articles.get(&id) {
+                if let Some(best) = best_passage(&t, inner.dim, query, &e.slots) {
+                    out.insert(id, best);
+                }
+            }
+        }
+        out
+    }
+
+    /// The `k` articles of `allowed` most similar to `query` (by their best
+    /// passage), best first, and how the search ran.
+    pub fn search(
+        &self,
+        query: &[f32],
+        allowed: &Allowed,
+        k: usize,
+        params: SearchParams,
+    ) -> (Vec<ArticleScore>, Plan) {
+        let inner = self.inner.load();
+        if query.len() != inner.dim || k == 0 || allowed.is_empty() {
+            return (Vec::new(), Plan::Exact);
+        }
+        let t = inner.table.read().expect("vector table lock");
+        // Plan by the number of allowed vectors.
+        let mut allowed_vectors = 0usize;
+        for id in allowed.ids() {
+            if let Some(e) = t.articles.get(id) {
+                allowed_vectors += e.slots.len();
+            }
+        }
+        if allowed_vectors <= params.exact_below || allowed_vectors * 2 < t.live / 10 {
+            return (exact(&t, inner.dim, query, allowed, k), Plan::Exact);
+        }
+        let found = graph(&inner, &t, query, allowed, k, params.ef);
+        // The graph found fewer readable articles than exist: the filter
+        // cut its walk short. Exactness beats speed here.
+        let readable = allowed
+            .ids()
+            .iter()
+            .filter(|id| t.articles.contains_key(id))
+            .count();
+        if found.len() < k.min(readable) {
+            return (exact(&t, inner.dim, query, allowed, k), Plan::Exact);
+        }
+        (found, Plan::Graph)
+    }
+
+    /// The exact answer (for benchmarks and tests comparing with the graph).
+    pub fn search_exact(&self, query: &[f32], allowed: &Allowed, k: usize) -> Vec<ArticleScore> {
+        let inner = self.inner.load();
+        let t = inner.table.read().expect("vector table lock");
+        exact(&t, inner.dim, query, allowed, k)
+    }
+
+    /// Share of live vectors that find themselves among their nearest
+    /// graph neighbours or on the orphan list (1.0 after every build and
+    /// insert, by construction; measured for the benchmark and tests).
+    pub fn self_recall(&self) -> f64 {
+        let inner = self.inner.load();
+        let t = inner.table.read().expect("vector table lock");
+        let orphans: std::collections::HashSet<u32> = t.orphans.iter().copied().collect();
+        let live: Vec<u32> = (0..t.article.len() as u32)
+            .filter(|&s| t.alive[s as usize])
+            .collect();
+        if live.is_empty() {
+            return 1.0;
+        }
+        let found = live
+            .par_iter()
+            .filter(|&&s| {
+                orphans.contains(&s)
+                    || inner
+                        .hnsw
+                        .search(t.vector(inner.dim, s), SELF_RECALL_K, DEFAULT_EF)
+                        .iter()
+                        .any(|n| n.d_id == s as usize)
+            })
+            .count();
+        found as f64 / live.len() as f64
+    }
+}
+
+impl Inner {
+    /// Puts every live slot the graph does not find from its own vector on
+    /// the orphan list. Returns how many.
+    fn repair(&self) -> usize {
+        let t = self.table.read().expect("vector table lock");
+        let missing: Vec<u32> = (0..t.article.len() as u32)
+            .into_par_iter()
+            .filter(|&s| {
+                t.alive[s as usize]
+                    && !self
+                        .hnsw
+                        .search(t.vector(self.dim, s), SELF_RECALL_K, DEFAULT_EF)
+                        .iter()
+                        .any(|n| n.d_id == s as usize)
+            })
+            .collect();
+        drop(t);
+        let n = missing.len();
+        if n > 0 {
+            tracing::info!(
+                unreachable = n,
+                "vector graph repair: slots put on the exact-scan list"
+            );
+        }
+        self.table.write().expect("vector table lock").orphans = missing;
+        n
+    }
+}
+
+fn push_article(
+    t: &mut Table,
+    dim: usize,
+    id: ArticleId,
+    hash: String,
+    vecs: &[Vec<f32>],
+    alive: bool,
+) {
+    let mut slots = Vec::with_capacity(vecs.len());
+    for (i, v) in vecs.iter().enumerate() {
+        if v.len() != dim {
+            continue;
+        }
+        slots.push(t.article.len() as u32);
+        t.vectors.extend_from_slice(v);
+        t.article.push(id);
+        t.passage.push(i as u32);
+        t.alive.push(alive);
+    }
+    if alive {
+        t.live += slots.len();
+    }
+    kill_article(t, id);
+    t.articles.insert(id, Entry { hash, slots });
+}
+
+fn kill_article(t: &mut Table, id: ArticleId) {
+    if let Some(old) = t.articles.remove(&id) {
+        for s in &old.slots {
+            if std::mem::replace(&mut t.alive[*s as usize], false) {
+                t.live -= 1;
+            }
+        }
+        if !t.orphans.is_empty() {
+            let alive = &t.alive;
+            t.orphans.retain(|s| alive[*s as usize]);
+        }
+    }
+}
+
+fn best_passage(t: &Table, dim: usize, query: &[f32], slots: &[u32]) -> Option<ArticleScore> {
+    let mut best: Option<ArticleScore> = None;
+    for &s in slots {
+        let sim = dot(query, t.vector(dim, s));
+        if best.is_none_or(|b| sim > b.similarity) {
+            best = Some(ArticleScore {
+                id: t.article[s as usize],
+                similarity: sim,
+                passage: t.passage[s as usize],
+            });
+        }
+    }
+    best
+}
+
+/// Keeps the `k` best article scores.
+fn top_k(mut scores: Vec<ArticleScore>, k: usize) -> Vec<ArticleScore> {
+    let by_sim = |a: &ArticleScore, b: &ArticleScore| {
+        b.similarity
+            .total_cmp(&a.similarity)
+            .then_with(|| a.id.cmp(&b.id))
+    };
+    if scores.len() > k {
+        scores.select_nth_unstable_by(k - 1, by_sim);
+        scores.truncate(k);
+    }
+    scores.sort_unstable_by(by_sim);
+    scores
+}
+
+fn exact(t: &Table, dim: usize, query: &[f32], allowed: &Allowed, k: usize) -> Vec<ArticleScore> {
+    let scores: Vec<ArticleScore> = if allowed.len() > 4096 {
+        allowed
+            .ids()
+            .par_iter()
+            .filter_map(|id| {
+                t.articles
+                    .get(id)
+                    .and_then(|e| best_passage(t, dim, query, &e.slots))
+            })
+            .collect()
+    } else {
+        allowed
+            .ids()
+            .iter()
+            .filter_map(|id| {
+                t.articles
+                    .get(id)
+                    .and_then(|e| best_passage(t, dim, query, &e.slots))
+            })
+            .collect()
+    };
+    top_k(scores, k)
+}
+
+fn graph(
+    inner: &Inner,
+    t: &Table,
+    query: &[f32],
+    allowed: &Allowed,
+    k: usize,
+    ef: usize,
+) -> Vec<ArticleScore> {
+    let filter = |slot: &usize| t.alive[*slot] && allowed.contains(t.article[*slot]);
+    // Several passages of one article may come back: ask for more slots
+    // than articles, then keep each article's best.
+    let want = (k * 3).max(k + 8);
+    let found = inner
+        .hnsw
+        .search_filter(query, want, ef.max(want), Some(&filter));
+    let mut best: HashMap<ArticleId, ArticleScore> = HashMap::with_capacity(found.len());
+    let mut consider = |slot: u32, sim: f32| {
+        let id = t.article[slot as usize];
+        let e = best.entry(id).or_insert(ArticleScore {
+            id,
+            similarity: f32::NEG_INFINITY,
+            passage: 0,
+        });
+        if sim > e.similarity {
+            e.similarity = sim;
+            e.passage = t.passage[slot as usize];
+        }
+    };
+    for n in &found {
+        let slot = n.d_id as u32;
+        if filter(&n.d_id) {
+            consider(slot, 1.0 - n.distance);
+        }
+    }
+    for &slot in &t.orphans {
+        if t.alive[slot as usize] && allowed.contains(t.article[slot as usize]) {
+            consider(slot, dot(query, t.vector(inner.dim, slot)));
+        }
+    }
+    top_k(best.into_values().collect(), k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::normalize;
+
+    fn rand_vec(seed: u64, dim: usize) -> Vec<f32> {
+        // xorshift: deterministic without a dependency.
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        normalize(&mut v);
+        v
+    }
+
+    #[test]
+    fn exact_and_graph_agree_and_respect_the_filter() {
+        let dim = 16;
+        let arts: Vec<_> = (1..=3000i64)
+            .map(|id| {
+                (
+                    id,
+                    format!("h{id}"),
+                    vec![
+                        rand_vec(id as u64, dim),
+                        rand_vec(id as u64 + 7_000_000, dim),
+                    ],
+                )
+            })
+            .collect();
+        let idx = VectorIndex::build(dim, arts);
+        assert_eq!(idx.self_recall(), 1.0);
+        let q = rand_vec(42, dim);
+        let all = Allowed::from_ids((1..=3000).collect());
+        let params = SearchParams {
+            ef: 200,
+            exact_below: 0,
+        };
+        let (g, plan) = idx.search(&q, &all, 10, params);
+        assert_eq!(plan, Plan::Graph);
+        let e = idx.search_exact(&q, &all, 10);
+        let overlap = g.iter().filter(|a| e.iter().any(|b| b.id == a.id)).count();
+        assert!(overlap >= 9, "graph recall {overlap}/10");
+        // Only even articles allowed: every hit is even, and k of them.
+        let even = Allowed::from_ids((1..=3000).filter(|i| i % 2 == 0).collect());
+        let (h, _) = idx.search(&q, &even, 10, params);
+        assert_eq!(h.len(), 10);
+        assert!(h.iter().all(|a| a.id % 2 == 0));
+        // A tiny allowed set is scanned exactly and still gives k hits.
+        let few = Allowed::from_ids(vec![5, 17, 2999]);
+        let (h, plan) = idx.search(&q, &few, 10, SearchParams::default());
+        assert_eq!(plan, Plan::Exact);
+        assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn upsert_replaces_and_remove_hides() {
+        let dim = 8;
+        let idx = VectorIndex::new(dim);
+        let v1 = rand_vec(1, dim);
+        let v2 = rand_vec(2, dim);
+        idx.upsert(7, "a".into(), std::slice::from_ref(&v1));
+        idx.upsert(8, "b".into(), std::slice::from_ref(&v2));
+        let all = Allowed::from_ids(vec![7, 8]);
+        let (h, _) = idx.search(&v1, &all, 1, SearchParams::default());
+        assert_eq!(h[0].id, 7);
+        // Article 7 now carries v2's direction: both match v2 equally well.
+        idx.upsert(7, "c".into(), std::slice::from_ref(&v2));
+        assert_eq!(idx.hash_of(7).as_deref(), Some("c"));
+        let s = idx.stats();
+        assert_eq!((s.articles, s.vectors, s.tombstones), (2, 2, 1));
+        idx.remove(8);
+        let (h, _) = idx.search(&v2, &all, 5, SearchParams::default());
+        assert_eq!(h.iter().map(|a| a.id).collect::<Vec<_>>(), vec![7]);
+        idx.compact();
+        let s = idx.stats();
+        assert_eq!((s.articles, s.vectors, s.tombstones), (1, 1, 0));
+        assert_eq!(idx.self_recall(), 1.0);
+    }
+
+    #[test]
+    fn allowed_set() {
+        let a = Allowed::from_ids(vec![3, 1, 3, 200, -4]);
+        assert_eq!(a.ids(), &[1, 3, 200]);
+        assert!(a.contains(200) && a.contains(1) && !a.contains(2) && !a.contains(-4));
+        assert!(!a.contains(100_000));
+    }
+}
