@@ -35,7 +35,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
     info(title = "KMT", description = "Knowledge-management service API"),
     paths(
         health::healthz, health::readyz, search::search, crate::routes::suggest::suggest,
-        articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::diff, articles::revert,
+        articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::related, articles::diff, articles::revert,
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
         notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
@@ -128,6 +128,7 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
                 .delete(articles::delete),
         )
         .route("/v1/articles/{id}/versions", get(articles::versions))
+        .route("/v1/articles/{id}/related", get(articles::related))
         .route("/v1/articles/{id}/diff", get(articles::diff))
         .route("/v1/articles/{id}/revert", post(articles::revert))
         .route(

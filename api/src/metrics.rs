@@ -165,7 +165,8 @@ struct RouteSeries {
 pub struct Metrics {
     /// By route template (or [`UNMATCHED`]).
     http: RwLock<HashMap<String, Arc<RouteSeries>>>,
-    search_duration: Histogram,
+    /// By mode: lexical, semantic, hybrid.
+    search_duration: [Histogram; 3],
     search_hits: Histogram,
     /// Indexed like [`STAGES`].
     search_stages: [Histogram; 4],
@@ -175,7 +176,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             http: RwLock::default(),
-            search_duration: Histogram::new(DURATION_BUCKETS),
+            search_duration: std::array::from_fn(|_| Histogram::new(DURATION_BUCKETS)),
             search_hits: Histogram::new(HITS_BUCKETS),
             search_stages: std::array::from_fn(|_| Histogram::new(DURATION_BUCKETS)),
         }
@@ -215,7 +216,12 @@ impl Metrics {
     /// exclude queueing for a blocking thread).
     pub fn observe_search(&self, r: &SearchResults) {
         let t = &r.timings;
-        self.search_duration.observe(t.total / 1000.0);
+        let mode = match r.mode {
+            engine::search::SearchMode::Lexical => 0,
+            engine::search::SearchMode::Semantic => 1,
+            engine::search::SearchMode::Hybrid => 2,
+        };
+        self.search_duration[mode].observe(t.total / 1000.0);
         self.search_hits.observe(r.total as f64);
         for (h, ms) in self
             .search_stages
@@ -286,8 +292,12 @@ impl Metrics {
             "histogram",
             "Engine time per search (all stages).",
         );
-        self.search_duration
-            .write(out, "kmt_search_duration_seconds", &[("mode", "lexical")]);
+        for (mode, h) in ["lexical", "semantic", "hybrid"]
+            .iter()
+            .zip(&self.search_duration)
+        {
+            h.write(out, "kmt_search_duration_seconds", &[("mode", mode)]);
+        }
         header(
             out,
             "kmt_search_hits",
@@ -371,6 +381,70 @@ pub fn render(s: &AppState, index_size: u64) -> String {
         "Bytes on disk of the live index generation (0 in memory).",
         index_size,
     );
+
+    let e = &s.embedding;
+    let stats = s
+        .index
+        .semantic()
+        .map(|x| x.vectors.stats())
+        .unwrap_or_default();
+    gauge(
+        &mut out,
+        "kmt_semantic_enabled",
+        "1 when an embedding model is loaded (semantic and hybrid search on).",
+        u64::from(s.index.semantic().is_some()),
+    );
+    gauge(
+        &mut out,
+        "kmt_embedding_queue",
+        "Articles waiting to be embedded.",
+        e.queue.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "kmt_vector_articles",
+        "Articles with passage vectors.",
+        stats.articles as u64,
+    );
+    gauge(
+        &mut out,
+        "kmt_vector_passages",
+        "Live passage vectors in the vector index.",
+        stats.vectors as u64,
+    );
+    gauge(
+        &mut out,
+        "kmt_vector_tombstones",
+        "Replaced vectors still in the graph (compacted away periodically).",
+        stats.tombstones as u64,
+    );
+    gauge(
+        &mut out,
+        "kmt_vector_orphans",
+        "Live vectors the graph cannot reach, scanned exactly by every search.",
+        stats.orphans as u64,
+    );
+    header(
+        &mut out,
+        "kmt_embedded_articles_total",
+        "counter",
+        "Articles embedded by the model (computed) or taken from the store (reused).",
+    );
+    out.push_str(&format!(
+        "kmt_embedded_articles_total{{source=\"computed\"}} {}\nkmt_embedded_articles_total{{source=\"reused\"}} {}\n",
+        e.embedded.load(Ordering::Relaxed),
+        e.reused.load(Ordering::Relaxed)
+    ));
+    header(
+        &mut out,
+        "kmt_embedded_passages_total",
+        "counter",
+        "Passages the model embedded.",
+    );
+    out.push_str(&format!(
+        "kmt_embedded_passages_total {}\n",
+        e.passages.load(Ordering::Relaxed)
+    ));
 
     let f = &s.follower;
     let checkpoint = f.checkpoint.load(Ordering::Relaxed);

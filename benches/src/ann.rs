@@ -354,6 +354,59 @@ fn embed_cached(dir: &Path, name: &str, texts: &[String], model: &mut Model) -> 
     })
 }
 
+/// Vectors of `passages` (the first `passages.len()` of the passage stream)
+/// out of the cache of a run with more real passages, finished or not: the
+/// stream does not depend on its length, so any longer cache starts with
+/// ours. Verified by the longer cache's text hash.
+fn prefix_of_longer(dir: &Path, corpora: &Path, passages: &[String]) -> Result<Option<Embedded>> {
+    let n = passages.len();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_prefix("passages-") else {
+            continue;
+        };
+        let (count, data) = if let Some(c) = stem.strip_suffix(".part.json") {
+            (c, dir.join(format!("passages-{c}.f32.part")))
+        } else if let Some(c) = stem.strip_suffix(".json") {
+            (c, dir.join(format!("passages-{c}.f32")))
+        } else {
+            continue;
+        };
+        let Ok(count) = count.parse::<usize>() else {
+            continue;
+        };
+        let Some(h) = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|t| serde_json::from_str::<CacheHeader>(&t).ok())
+        else {
+            continue;
+        };
+        let have = std::fs::metadata(&data).map_or(0, |m| m.len() as usize) / (h.dim * 4).max(1);
+        if count <= n || h.count != count || h.dim == 0 || have < n {
+            continue;
+        }
+        let longer = texts(corpora, count, 0)?;
+        if content_hash(&longer.passages) != h.texts || longer.passages[..n] != *passages {
+            continue;
+        }
+        eprintln!(
+            "passages-{n}: the first {n} of {have} vectors cached in {}",
+            data.display()
+        );
+        return Ok(Some(Embedded {
+            flat: read_f32s(&data, n * h.dim)?,
+            dim: h.dim,
+            model: h.model,
+            elapsed: Duration::ZERO,
+            embedded: 0,
+        }));
+    }
+    Ok(None)
+}
+
 /// SplitMix64: a small deterministic generator (no dependency).
 struct Rng(u64);
 
@@ -540,12 +593,12 @@ pub fn run(spec: &AnnSpec) -> Result<String> {
         dir: spec.model_dir.clone(),
         loaded: None,
     };
-    let pas = embed_cached(
-        &spec.cache,
-        &format!("passages-{}", spec.real),
-        &t.passages,
-        &mut model,
-    )?;
+    let name = format!("passages-{}", spec.real);
+    let cached = spec.cache.join(format!("{name}.json")).is_file();
+    let pas = match prefix_of_longer(&spec.cache, &spec.corpora, &t.passages)? {
+        Some(e) if !cached => e,
+        _ => embed_cached(&spec.cache, &name, &t.passages, &mut model)?,
+    };
     let qv = embed_cached(
         &spec.cache,
         &format!("queries-{}", t.queries.len()),

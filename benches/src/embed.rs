@@ -37,6 +37,7 @@ struct Throughput {
     passages: usize,
     tokens: usize,
     elapsed: Duration,
+    cpu: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -88,12 +89,14 @@ pub fn run(spec: &EmbedSpec) -> Result<()> {
     }
     let query_tokens = model.token_counts(&texts)?;
     let mut lat = Vec::with_capacity(spec.queries);
+    let cpu0 = process_cpu();
     for i in 0..spec.queries {
         let q = texts[i % texts.len()];
         let t = Instant::now();
         model.embed(&[q])?;
         lat.push(t.elapsed());
     }
+    let query_cpu = cpu_since(cpu0).map(|c| c / spec.queries as u32);
     lat.sort();
     let pct = |p: f64| -> Duration {
         let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
@@ -121,36 +124,43 @@ pub fn run(spec: &EmbedSpec) -> Result<()> {
     }
 
     println!(
-        "all-MiniLM-L6-v2 on {} CPU thread(s), model loaded in {:.0} ms\n",
+        "all-MiniLM-L6-v2 on {} CPU thread(s) (RAYON_NUM_THREADS={}), model loaded in {:.0} ms\n",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
         load.as_secs_f64() * 1e3
     );
-    println!("| measurement | n | tokens/text | p50 | p99 | mean |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| measurement | n | tokens/text | p50 | p99 | mean | CPU/query |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mean = lat.iter().sum::<Duration>() / lat.len().max(1) as u32;
     println!(
-        "| query latency (1 text/call) | {} | {:.1} | {:.2} ms | {:.2} ms | {:.2} ms |",
+        "| query latency (1 text/call) | {} | {:.1} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
         lat.len(),
         mean_tokens,
         ms(pct(0.50)),
         ms(pct(0.99)),
-        ms(mean)
+        ms(mean),
+        fmt_opt(query_cpu.map(ms), " ms")
     );
     println!();
     println!(
-        "| throughput ({} texts/call) | passages | tokens/text | tokens/s | passages/s |",
+        "| throughput ({} texts/call) | passages | tokens/text | tokens/s | passages/s | tokens/CPU-s |",
         spec.batch
     );
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for r in &runs {
         let s = r.elapsed.as_secs_f64();
+        let per_cpu = r
+            .cpu
+            .filter(|c| !c.is_zero())
+            .map(|c| r.tokens as f64 / c.as_secs_f64());
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {} | {:.0} | {:.0} | {:.1} | {} |",
             r.name,
             r.passages,
             r.tokens as f64 / r.passages.max(1) as f64,
             r.tokens as f64 / s,
-            r.passages as f64 / s
+            r.passages as f64 / s,
+            per_cpu.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"))
         );
     }
     Ok(())
@@ -166,6 +176,7 @@ fn throughput(
     let tokens = model.token_counts(&texts)?.iter().sum();
     // Warm-up: the first calls fault in the weights and grow the allocator.
     model.embed(&texts[..texts.len().min(batch)])?;
+    let cpu0 = process_cpu();
     let t = Instant::now();
     for chunk in texts.chunks(batch.max(1)) {
         model.embed(chunk)?;
@@ -175,7 +186,32 @@ fn throughput(
         passages: texts.len(),
         tokens,
         elapsed: t.elapsed(),
+        cpu: cpu_since(cpu0),
     })
+}
+
+/// CPU time used by this process so far (all threads), from
+/// `/proc/self/stat`; `None` where that file does not exist.
+///
+/// Reported next to wall-clock time because a shared machine's other work
+/// stretches the wall clock but not the CPU time the model needs.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses:
+    // state is field 3, utime and stime fields 14 and 15, in clock ticks
+    // (100 per second on Linux).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn cpu_since(start: Option<Duration>) -> Option<Duration> {
+    Some(process_cpu()?.saturating_sub(start?))
+}
+
+fn fmt_opt(v: Option<f64>, unit: &str) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.2}{unit}"))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -11,6 +11,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
+    let zipf = std::env::args().nth(2).as_deref() == Some("zipf");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let vocab: Vec<String> = (0..300_000)
         .map(|_| {
@@ -22,7 +23,7 @@ fn main() {
         .collect();
     let pick = |rng: &mut rand::rngs::StdRng| {
         let u: f64 = rng.random();
-        vocab[((u * u * u) * vocab.len() as f64) as usize].clone()
+        if zipf { vocab[((u * (vocab.len() as f64).ln()).exp() as usize).min(vocab.len() - 1)].clone() } else { vocab[((u * u * u) * vocab.len() as f64) as usize].clone() }
     };
     let index = SearchIndex::in_memory().unwrap();
     let mut up = index.new_generation(2).unwrap();
@@ -61,6 +62,8 @@ fn main() {
         index.num_docs()
     );
     let anon = Principal::anonymous();
+    let cpu = || { let st = std::fs::read_to_string("/proc/self/stat").unwrap(); let f: Vec<&str> = st.rsplit(')').next().unwrap().split_whitespace().collect(); (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / 100.0 };
+    let c1 = cpu();
     let t1 = Instant::now();
     let s = index.suggest(&anon, "ab", 8).unwrap();
     eprintln!(

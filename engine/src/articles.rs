@@ -29,6 +29,23 @@ pub async fn get(store: &Store, p: &Principal, key: &str) -> Result<Article> {
     }
 }
 
+/// Articles related to the one at `key` that the caller may read (nearest
+/// neighbours by meaning with a model loaded, else by its title's words).
+/// `NotFound` when the caller cannot read it.
+pub async fn related(
+    store: &Store,
+    index: &crate::search::SearchIndex,
+    p: &Principal,
+    key: &str,
+    limit: usize,
+) -> Result<Vec<crate::search::Hit>> {
+    let a = get(store, p, key).await?;
+    let (index, p) = (index.clone(), p.clone());
+    tokio::task::spawn_blocking(move || index.related(&p, a.id, limit))
+        .await
+        .map_err(|e| Error::Unavailable(format!("related-articles task failed: {e}")))?
+}
+
 /// Statuses an author may set without the publish permission: only draft
 /// (review starts with a submission, which also opens the review task).
 fn author_may_set(s: Status) -> bool {

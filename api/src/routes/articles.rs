@@ -91,6 +91,33 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Related articles the caller may read: nearest neighbours by meaning
+/// (by the title's words when no model is loaded), never the article
+/// itself.
+#[utoipa::path(get, path = "/v1/articles/{id}/related", tag = "articles",
+    params(("id" = String, Path, description = "numeric id or slug"), ("limit" = Option<usize>, Query, description = "1..=100, default 5")),
+    responses((status = 200, body = RelatedArticles), (status = 404, body = crate::error::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn related(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<RelatedArticles>> {
+    p.require(Permission::ArticleRead)?;
+    params.only(&["limit"])?;
+    let limit = params.number("limit", 5, 1..=engine::search::MAX_LIMIT)?;
+    let related = engine::articles::related(&s.store, &s.index, &p, &id, limit).await?;
+    Ok(Json(RelatedArticles { related }))
+}
+
+/// Related articles.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RelatedArticles {
+    /// Most related first.
+    pub related: Vec<engine::search::Hit>,
+}
+
 /// Version history, oldest first.
 #[utoipa::path(get, path = "/v1/articles/{id}/versions", tag = "articles",
     params(("id" = String, Path, description = "numeric id or slug")),

@@ -445,3 +445,71 @@ pub(super) fn search(
         },
     })
 }
+
+/// Articles similar to `id` that `principal` may read (never `id` itself),
+/// most similar first. `NotFound` when `id` is not readable by the caller.
+pub(super) fn related(
+    gen: &Generation,
+    sem: Option<&Semantic>,
+    principal: &Principal,
+    id: ArticleId,
+    limit: usize,
+) -> Result<Vec<Hit>> {
+    let searcher = gen.reader.searcher();
+    let f = &gen.fields;
+    let visible = query::visibility(f, principal, &[], &gen.filters);
+    let own = searcher.search(
+        &*and(id_terms(gen, [id]), visible.box_clone()),
+        &Ids { scoring: false },
+    )?;
+    let Some(&(_, own_addr, _)) = own.first() else {
+        return Err(crate::error::Error::NotFound(format!("article {id}")));
+    };
+    let limit = limit.clamp(1, super::MAX_LIMIT);
+    let ranked: Vec<(ArticleId, f32)> = match sem.and_then(|s| s.vectors.article_vector(id).map(|v| (s, v))) {
+        Some((sem, v)) => {
+            let req = SearchRequest::default();
+            let mut allowed_ids = allowed(gen, &searcher, &*visible, &req)?.ids().to_vec();
+            allowed_ids.retain(|&x| x != id);
+            let (found, _) = sem.vectors.search(&v, &Allowed::from_ids(allowed_ids), limit, sem.params);
+            found
+                .into_iter()
+                .filter(|a| a.similarity >= SIMILARITY_FLOOR)
+                .map(|a| (a.id, a.similarity))
+                .collect()
+        }
+        None => {
+            // Without vectors: the article's title as an any-word query.
+            let doc: tantivy::TantivyDocument = searcher.doc(own_addr)?;
+            let title = tantivy::schema::Value::as_str(&doc.get_first(f.title).expect("title stored"))
+                .unwrap_or_default()
+                .to_string();
+            let req = SearchRequest {
+                q: title,
+                limit: limit + 1,
+                match_mode: super::MatchMode::Any,
+                ..Default::default()
+            };
+            let lex = super::lexical_candidates(gen, &searcher, &*visible, &req, limit + 1, &[])?;
+            lex.docs
+                .iter()
+                .map(|(s, a)| (super::article_id(&searcher, *a), s.unwrap_or(0.0)))
+                .filter(|(x, _)| *x != id)
+                .take(limit)
+                .collect()
+        }
+    };
+    if ranked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = searcher.search(
+        &*and(id_terms(gen, ranked.iter().map(|r| r.0)), visible.box_clone()),
+        &Ids { scoring: false },
+    )?;
+    let addr: HashMap<ArticleId, DocAddress> = found.into_iter().map(|(i, a, _)| (i, a)).collect();
+    let docs: Vec<(Option<f32>, DocAddress)> = ranked
+        .iter()
+        .filter_map(|(i, s)| addr.get(i).map(|a| (Some(*s), *a)))
+        .collect();
+    build_hits(&searcher, f, &tantivy::query::EmptyQuery, &[], false, docs)
+}

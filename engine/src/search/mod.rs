@@ -457,6 +457,15 @@ impl SearchIndex {
 }
 
 impl SearchIndex {
+    /// Articles related to `id` that `principal` may read: its nearest
+    /// neighbours by passage vectors (by its title's words without a
+    /// model). `NotFound` when the caller cannot read `id`. CPU-bound.
+    pub fn related(&self, principal: &Principal, id: ArticleId, limit: usize) -> Result<Vec<Hit>> {
+        let gen = self.current.load_full();
+        let sem = self.semantic.load_full();
+        hybrid::related(&gen, sem.as_deref(), principal, id, limit)
+    }
+
     /// The candidate union of a hybrid query with both raw scores, before
     /// fusion: what relevance tuning fits fusions on. Needs a model.
     pub fn hybrid_union(

@@ -249,7 +249,6 @@ fn build_segment(
 ) -> Result<SegmentMaps> {
     // Words: the term dictionary is already sorted, the order an fst is
     // built in: one pass, no copies of the vocabulary.
-    let tt = Instant::now();
     let inverted = seg.inverted_index(f.words)?;
     let mut stream = inverted.terms().stream()?;
     let mut terms = MapBuilder::memory();
@@ -259,7 +258,6 @@ fn build_segment(
             .map_err(fst_error)?;
     }
     let terms = terms.into_map();
-    let t_terms = tt.elapsed();
 
     // Titles: from the `title_sort` fast column (lowercased titles), not
     // the document store, which would decompress every body. Each distinct
@@ -287,7 +285,6 @@ fn build_segment(
             }
         }
     }
-    let t_entries = tt.elapsed();
     entries.sort_unstable_by(|a, b| a.norm.cmp(&b.norm).then(a.id.cmp(&b.id)));
 
     let mut titles = MapBuilder::memory();
@@ -313,7 +310,6 @@ fn build_segment(
         postings.extend(group.iter().map(|(_, i)| *i));
     }
     let title_words = title_words.into_map();
-    eprintln!("TMP seg docs={} terms={} {:?} entries {:?} all {:?}", seg.max_doc(), terms.len(), t_terms, t_entries, tt.elapsed());
     Ok(SegmentMaps {
         terms,
         titles,

@@ -323,6 +323,22 @@ impl VectorIndex {
         t.articles.insert(id, Entry { hash, slots });
     }
 
+    /// The unit-length mean of an article's passage vectors (what "related
+    /// articles" searches with).
+    pub fn article_vector(&self, id: ArticleId) -> Option<Vec<f32>> {
+        let inner = self.inner.load();
+        let t = inner.table.read().expect("vector table lock");
+        let e = t.articles.get(&id)?;
+        let mut v = vec![0.0f32; inner.dim];
+        for &s in &e.slots {
+            for (a, b) in v.iter_mut().zip(t.vector(inner.dim, s)) {
+                *a += b;
+            }
+        }
+        crate::embed::normalize(&mut v);
+        Some(v)
+    }
+
     /// Removes an article's vectors.
     pub fn remove(&self, id: ArticleId) {
         let inner = self.inner.load();

@@ -176,6 +176,22 @@ fn issue_3_hybrid_leaks_nothing_restricted() {
 }
 
 #[test]
+fn issue_3_related_articles_obey_permissions() {
+    let index = build(&corpus(), SearchParams::default());
+    // Article 3 (field audit) is related to article 4 (auditors only).
+    let auditor = index.related(&user(&["auditor"]), 3, 5).unwrap();
+    assert!(auditor.iter().any(|h| h.id == 4), "{auditor:?}");
+    assert!(auditor.iter().all(|h| h.id != 3));
+    // Anonymous readers see only public articles (article 5).
+    for (who, from) in [(user(&["viewer"]), 3), (Principal::anonymous(), 5)] {
+        let hits = index.related(&who, from, 10).unwrap();
+        assert!(hits.iter().all(|h| h.id != 4 && h.id != from), "{hits:?}");
+        // The restricted article itself is "not found", not an empty list.
+        assert!(index.related(&who, 4, 5).is_err());
+    }
+}
+
+#[test]
 fn issue_3_hybrid_facets_describe_the_returned_population() {
     let index = build(&corpus(), SearchParams::default());
     let mut r = req("taxpayer pays the debt", SearchMode::Hybrid);
