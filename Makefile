@@ -7,12 +7,12 @@ DATA ?= ./data
 .PHONY: demo test lint unit build release bench bench-relevance fmt clean model
 
 ## make demo: build and start the demo on the embedded store (http://127.0.0.1:$(PORT)/)
-demo:
+demo: model
 	$(CARGO) build --release -p kmt-api
 	$${CARGO_TARGET_DIR:-target}/release/kmt demo --port $(PORT) --data $(DATA)
 
 ## make test: provision PostgreSQL, then run lints and every test
-test: lint unit
+test: model lint unit
 
 unit:
 	@. scripts/ensure-postgres.sh && $(CARGO) test --workspace --all-targets

@@ -1,7 +1,7 @@
 //! KMT over HTTP: `GET /v1/search` load from keep-alive reqwest clients.
 //!
 //! Every query becomes `/v1/search?q=<urlencoded>&limit=10&facets=category,tags`
-//! (built once, before the run). A request counts as successful when it
+//! plus any `--param key=value` pairs (built once, before the run). A request counts as successful when it
 //! answers 200 and its body has been read completely; the latency spans
 //! sending the request to the last body byte. The `total` field is read from
 //! the JSON afterwards (outside the timed span) to report hit counts.
@@ -38,8 +38,13 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// The search URL for each query.
-pub fn search_urls(base: &Url, queries: &[String], limit: u32) -> Result<Vec<Url>> {
+/// The search URL for each query, with the `extra` parameters appended.
+pub fn search_urls(
+    base: &Url,
+    queries: &[String],
+    limit: u32,
+    extra: &[(String, String)],
+) -> Result<Vec<Url>> {
     let endpoint = base
         .join("v1/search")
         .with_context(|| format!("bad base url {base}"))?;
@@ -50,7 +55,8 @@ pub fn search_urls(base: &Url, queries: &[String], limit: u32) -> Result<Vec<Url
             u.query_pairs_mut()
                 .append_pair("q", q)
                 .append_pair("limit", &limit.to_string())
-                .append_pair("facets", "category,tags");
+                .append_pair("facets", "category,tags")
+                .extend_pairs(extra);
             u
         })
         .collect())
@@ -145,14 +151,20 @@ impl Worker for HttpWorker {
     }
 }
 
-/// Checks that KMT answers a search, and returns the `total` for an empty query.
-pub async fn preflight(base: &Url, token: Option<&str>, probe: &str) -> Result<Option<u64>> {
+/// Checks that KMT answers a search (with the `extra` parameters), and
+/// returns the `total` for an empty query.
+pub async fn preflight(
+    base: &Url,
+    token: Option<&str>,
+    probe: &str,
+    extra: &[(String, String)],
+) -> Result<Option<u64>> {
     let w = HttpWorker {
         client: client(1)?,
         urls: Arc::new(Vec::new()),
         token: token.map(Arc::from),
     };
-    let probe_url = &search_urls(base, &[probe.to_owned()], 10)?[0];
+    let probe_url = &search_urls(base, &[probe.to_owned()], 10, extra)?[0];
     let out = w.fetch(probe_url).await;
     if !out.ok {
         bail!(
@@ -160,7 +172,7 @@ pub async fn preflight(base: &Url, token: Option<&str>, probe: &str) -> Result<O
             out.error.unwrap_or_default()
         );
     }
-    let empty = &search_urls(base, &[String::new()], 1)?[0];
+    let empty = &search_urls(base, &[String::new()], 1, &[])?[0];
     Ok(w.fetch(empty).await.total)
 }
 
@@ -176,7 +188,7 @@ pub async fn wait_for_total(
         urls: Arc::new(Vec::new()),
         token: token.map(Arc::from),
     };
-    let url = &search_urls(base, &[String::new()], 1)?[0];
+    let url = &search_urls(base, &[String::new()], 1, &[])?[0];
     let started = Instant::now();
     let mut last_note = Instant::now();
     let mut unreachable = 0;
@@ -221,15 +233,17 @@ pub async fn wait_for_total(
     }
 }
 
-/// Runs the closed-loop search benchmark against `base`.
+/// Runs the closed-loop search benchmark against `base`, with the `extra`
+/// query parameters on every request.
 pub async fn bench(
     base: &Url,
     token: Option<&str>,
     queries: &[String],
+    extra: &[(String, String)],
     spec: LoadSpec,
     stop: Arc<AtomicBool>,
 ) -> Result<Measured> {
-    let urls = Arc::new(search_urls(base, queries, 10)?);
+    let urls = Arc::new(search_urls(base, queries, 10, extra)?);
     let client = client(spec.concurrency)?;
     let token: Option<Arc<str>> = token.map(Arc::from);
     let workers = (0..spec.concurrency)
@@ -249,11 +263,16 @@ mod tests {
     #[test]
     fn urls_are_encoded_and_keep_prefix() {
         let base = parse_base("http://127.0.0.1:8080/kmt", false).unwrap();
-        let u = search_urls(&base, &["pg_hba.conf & co".into()], 10).unwrap();
+        let u = search_urls(&base, &["pg_hba.conf & co".into()], 10, &[]).unwrap();
         assert_eq!(
             u[0].as_str(),
             "http://127.0.0.1:8080/kmt/v1/search?q=pg_hba.conf+%26+co&limit=10&facets=category%2Ctags"
         );
+        let extra = [("mode".to_owned(), "hybrid".to_owned())];
+        let u = search_urls(&base, &["x".into()], 10, &extra).unwrap();
+        assert!(u[0]
+            .as_str()
+            .ends_with("&facets=category%2Ctags&mode=hybrid"));
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! * `pgfts` — the PostgreSQL full-text search baseline over the same data;
 //! * `compare` — both in one run, written into BENCHMARKS.md with an SVG plot;
 //! * `embed` — query latency and passage throughput of the local embedding model;
-//! * `ann` — recall and speed of the vector index (HNSW) against exact search.
+//! * `ann` — recall and speed of the vector index (HNSW) against exact search;
+//! * `seed-embeddings` — derived passage vectors for a large store, so the
+//!   server builds its vector index without running the model
+//!   (`benches/run-semantic-latency.sh`).
 //!
 //! `benches/run-latency.sh` drives the whole comparison end to end.
 
@@ -20,6 +23,7 @@ mod plot;
 mod queries;
 mod relevance;
 mod report;
+mod seed;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +80,9 @@ enum Cmd {
     Embed(EmbedArgs),
     /// Recall@10 and speed of the vector index against exact search, filtered and not.
     Ann(AnnArgs),
+    /// Write derived passage vectors for every article of an embedded store
+    /// (a pool of real embeddings plus noise), for the server to reuse.
+    SeedEmbeddings(SeedArgs),
     /// Draw the series of earlier result files (<label>.json) on one SVG plot.
     Plot {
         /// Result files written by latency, pgfts or compare.
@@ -185,6 +192,48 @@ struct AnnArgs {
     out: Option<PathBuf>,
 }
 
+/// Options of `kmt-bench seed-embeddings`.
+#[derive(Args)]
+struct SeedArgs {
+    /// Data directory of the embedded store (no server may be running on it).
+    #[arg(long)]
+    data: PathBuf,
+    /// Model directory (default: $KMT_MODEL_DIR or ~/.cache/kmt/models/all-MiniLM-L6-v2).
+    #[arg(long, env = "KMT_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Folder holding msmarco-5k/.
+    #[arg(long, env = "KMT_CORPORA", default_value = "../shared/corpora")]
+    corpora: PathBuf,
+    /// Real msmarco-5k passages embedded for the pool of base vectors.
+    #[arg(long, default_value_t = 2000)]
+    pool: usize,
+    /// Standard deviation of the Gaussian noise added to each dimension.
+    #[arg(long, default_value_t = 0.02)]
+    noise: f32,
+    /// Articles per store transaction.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Cache of the pool's vectors (default: ~/.cache/kmt/seed).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Only count the articles' passages and model tokens; write nothing.
+    #[arg(long)]
+    count_only: bool,
+}
+
+fn cache_dir(name: &str) -> PathBuf {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    non_empty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("kmt")
+        .join(name)
+}
+
 fn ann_cache_dir() -> PathBuf {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     non_empty("XDG_CACHE_HOME")
@@ -255,6 +304,17 @@ struct LatencyArgs {
     /// Write <label>.json and <label>.svg here.
     #[arg(long)]
     out_dir: Option<PathBuf>,
+    /// Extra query parameter appended to every search URL, e.g.
+    /// `--param mode=hybrid` (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 #[derive(Args)]
@@ -440,6 +500,34 @@ async fn run(cli: Cli) -> Result<()> {
                 eprintln!("updated the vector index section of {}", out.display());
             }
         }
+        Cmd::SeedEmbeddings(a) => {
+            let count_only = a.count_only;
+            let r = seed::run(seed::SeedSpec {
+                data: a.data,
+                model_dir: a
+                    .model_dir
+                    .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                corpora: a.corpora,
+                pool: a.pool,
+                noise: a.noise,
+                batch: a.batch,
+                seed: a.seed,
+                cache: a.cache.unwrap_or_else(|| cache_dir("seed")),
+                count_only,
+            })
+            .await?;
+            if count_only {
+                println!(
+                    "{} articles, {} passages, {} tokens",
+                    r.articles, r.passages, r.tokens
+                );
+            } else {
+                println!(
+                    "seeded {} articles with {} derived passage vectors in {:.1} s",
+                    r.articles, r.passages, r.seconds
+                );
+            }
+        }
         Cmd::WaitIndex {
             url,
             token,
@@ -489,19 +577,27 @@ async fn latency(a: LatencyArgs) -> Result<()> {
     let base = http::parse_base(&a.url, a.load.allow_remote)?;
     let qs = queries::load(a.load.queries.as_deref())?;
     let token = a.token.as_deref().filter(|t| !t.is_empty());
-    let total = http::preflight(&base, token, &qs[0]).await?;
+    let total = http::preflight(&base, token, &qs[0], &a.params).await?;
     if let Some(t) = total {
         eprintln!("kmt: empty query total {t}");
     }
     let stop = loadgen::stop_on_ctrl_c();
     let spec = a.load.spec();
-    let m = http::bench(&base, token, &qs, spec, stop).await?;
-    let series = finish("KMT", spec.concurrency, &m);
+    let extra: String = a.params.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    eprintln!("kmt: run {}{extra}", a.label);
+    let m = http::bench(&base, token, &qs, &a.params, spec, stop).await?;
+    let name = if a.params.is_empty() {
+        "KMT".to_owned()
+    } else {
+        format!("KMT ({})", extra.trim())
+    };
+    let series = finish(&name, spec.concurrency, &m);
     if let Some(dir) = &a.out_dir {
         let label = report::clean_label(&a.label);
         let meta = serde_json::json!({
             "url": base.as_str(),
             "authenticated": token.is_some(),
+            "params": a.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "queries": queries::describe(a.load.queries.as_deref(), qs.len()),
             "warmup_s": spec.warmup.as_secs_f64(),
             "command": report::command_line(&std::env::args().collect::<Vec<_>>()),
@@ -604,7 +700,7 @@ async fn compare(a: CompareArgs) -> Result<()> {
             .unwrap_or_else(|| format!("n{articles}-c{}", spec.concurrency)),
     );
     let token = a.token.as_deref().filter(|t| !t.is_empty());
-    let kmt_total = http::preflight(&base, token, &qs[0]).await?;
+    let kmt_total = http::preflight(&base, token, &qs[0], &[]).await?;
     match kmt_total {
         Some(t) if t != articles => eprintln!(
             "warning: kmt reports {t} articles for an empty query but {} holds {articles}",
@@ -619,7 +715,7 @@ async fn compare(a: CompareArgs) -> Result<()> {
         let load = pgfts::load(&opts, path).await?;
         let stop = loadgen::stop_on_ctrl_c();
         eprintln!("kmt: benchmarking {base_ref}");
-        let kmt = http::bench(base_ref, token, qs_ref, spec, stop.clone()).await?;
+        let kmt = http::bench(base_ref, token, qs_ref, &[], spec, stop.clone()).await?;
         eprintln!("pgfts: benchmarking ({})", work.name());
         let pg = pgfts::bench(&opts, qs_ref, work, spec, stop).await?;
         Ok((load, kmt, pg))

@@ -72,6 +72,9 @@ pub struct EmbedArgs {
     /// Dimension of the remote model's vectors.
     #[arg(long, env = "KMT_EMBED_DIM", default_value_t = 384)]
     pub embed_dim: usize,
+    /// Query vectors kept in the LRU cache (0 turns the cache off).
+    #[arg(long, env = "KMT_QUERY_CACHE", default_value_t = QUERY_CACHE)]
+    pub query_cache: usize,
 }
 
 impl Default for EmbedArgs {
@@ -83,6 +86,7 @@ impl Default for EmbedArgs {
             embed_model: "all-MiniLM-L6-v2".into(),
             embed_api_key: None,
             embed_dim: 384,
+            query_cache: QUERY_CACHE,
         }
     }
 }
@@ -212,7 +216,7 @@ pub fn setup(
     };
     tracing::info!(model = %model, dim, "semantic search on");
     let semantic = Arc::new(Semantic {
-        embedder: QueryEmbedder::new(embedder, QUERY_CACHE),
+        embedder: QueryEmbedder::new(embedder, args.query_cache),
         vectors,
         params: SearchParams::default(),
     });
@@ -403,6 +407,12 @@ impl EmbedWorker {
             self.store.put_embeddings(&rows).await?;
         }
         Ok(out)
+    }
+
+    /// Saves the vector index beside the full-text index now (the worker
+    /// also does so periodically and on shutdown).
+    pub fn save_index(&self) {
+        self.save();
     }
 
     fn save(&self) {

@@ -32,6 +32,9 @@ struct Config {
     /// Catch up once and exit instead of following.
     #[arg(long)]
     once: bool,
+    /// Embedding model settings (semantic search).
+    #[command(flatten)]
+    embed: indexer::embedder::EmbedArgs,
     /// Log format: `text` or `json`.
     #[arg(long, env = "KMT_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -68,15 +71,30 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("leading");
     let index_dir = cfg.index_dir.unwrap_or_else(|| cfg.data_dir.join("index"));
     let index = SearchIndex::open(&index_dir).context("opening the index")?;
-    let mut follower =
-        Follower::new(store.clone(), index, cfg.batch).context("taking the index writer")?;
+    let mut follower = Follower::new(store.clone(), index.clone(), cfg.batch)
+        .context("taking the index writer")?;
+    // Embeddings: computed here once and stored by content hash, so API
+    // replicas following the same store reuse them instead of embedding.
+    let (embedding, _) = indexer::embedder::setup(&cfg.embed, &store, &index);
     tracing::info!(index = %index_dir.display(), checkpoint = follower.status().checkpoint.load(std::sync::atomic::Ordering::Relaxed), "indexer started");
     if cfg.once {
         let n = follower.catch_up().await?;
         tracing::info!(applied = n, "caught up");
+        if let Some((mut worker, _)) = embedding {
+            let n = worker.sync_all().await?;
+            worker.save_index();
+            tracing::info!(articles = n, "vectors in step");
+        }
         return Ok(());
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let embed_task = match embedding {
+        Some((worker, queue)) => {
+            follower = follower.with_embedding(queue);
+            Some(tokio::spawn(worker.run(rx.clone())))
+        }
+        None => None,
+    };
     let jobs = tokio::spawn(indexer::jobs::run(
         store,
         std::sync::Arc::new(engine::jobs::SystemClock),
@@ -106,6 +124,9 @@ async fn main() -> anyhow::Result<()> {
     follower.run(rx).await;
     let lost_leadership = watch.is_finished() && watch.await.unwrap_or(false);
     let _ = jobs.await;
+    if let Some(t) = embed_task {
+        let _ = t.await;
+    }
     anyhow::ensure!(!lost_leadership, "lost indexer leadership");
     Ok(())
 }

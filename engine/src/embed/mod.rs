@@ -167,17 +167,16 @@ pub fn from_bytes(bytes: &[u8], dim: usize) -> Option<Vec<Vec<f32>>> {
 /// cached query skips the model entirely.
 pub struct QueryEmbedder {
     inner: Arc<dyn Embedder>,
-    cache: Mutex<lru::LruCache<String, Arc<Vec<f32>>>>,
+    /// `None` when caching is off (capacity 0).
+    cache: Option<Mutex<lru::LruCache<String, Arc<Vec<f32>>>>>,
 }
 
 impl QueryEmbedder {
-    /// Wraps `inner` with a cache of `capacity` queries.
+    /// Wraps `inner` with a cache of `capacity` queries (0: no cache).
     pub fn new(inner: Arc<dyn Embedder>, capacity: usize) -> QueryEmbedder {
         QueryEmbedder {
             inner,
-            cache: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(capacity.max(1)).expect("non-zero"),
-            )),
+            cache: NonZeroUsize::new(capacity).map(|c| Mutex::new(lru::LruCache::new(c))),
         }
     }
 
@@ -193,14 +192,17 @@ impl QueryEmbedder {
             .collect::<Vec<_>>()
             .join(" ")
             .to_lowercase();
-        if let Some(v) = self.cache.lock().expect("query cache lock").get(&key) {
-            return Ok((v.clone(), true));
+        if let Some(v) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.lock().expect("query cache lock").get(&key).cloned())
+        {
+            return Ok((v, true));
         }
         let v = Arc::new(self.inner.embed(&[key.as_str()])?.pop().unwrap_or_default());
-        self.cache
-            .lock()
-            .expect("query cache lock")
-            .put(key, v.clone());
+        if let Some(c) = &self.cache {
+            c.lock().expect("query cache lock").put(key, v.clone());
+        }
         Ok((v, false))
     }
 }

@@ -1,6 +1,8 @@
 //! The indexer's integration tests: the real `kmt-indexer` binary killed
 //! with SIGKILL at random points must converge to the store's state.
 
+mod embedding;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,6 +37,10 @@ fn spawn_indexer(db: Option<&str>, data: &std::path::Path, once: bool) -> Child 
         Some(url) => c.env("DATABASE_URL", url),
         None => c.env_remove("DATABASE_URL"),
     };
+    // These tests are about the full-text index; embedding 3,000 articles
+    // with the model would only slow them down (tests/it/embedding.rs
+    // covers the embedding worker).
+    c.env("KMT_EMBEDDER", "off");
     c.env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -179,6 +185,7 @@ fn spawn_logged(db: &str, data: &std::path::Path) -> (Child, std::sync::mpsc::Re
         .arg("--data")
         .arg(data)
         .env("DATABASE_URL", db)
+        .env("KMT_EMBEDDER", "off")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
