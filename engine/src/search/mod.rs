@@ -448,9 +448,14 @@ impl SearchIndex {
             }
             _ => lexical(&gen, principal, req)?,
         };
-        if has_words && res.total < 3 && res.fuzzy_words == 0 {
-            // TODO(suggest): res.did_you_mean = self.did_you_mean(principal, &req.q).unwrap_or(None);
-            res.did_you_mean = None;
+        // Little found, or found only through near spellings: offer the
+        // corrected query.
+        if has_words && (res.total < 3 || res.fuzzy_words > 0) {
+            // A failed correction must not fail the search it decorates.
+            res.did_you_mean = self.did_you_mean(principal, &req.q).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "did-you-mean failed");
+                None
+            });
         }
         Ok(res)
     }

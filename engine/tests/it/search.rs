@@ -471,3 +471,23 @@ fn readers_never_delete_a_generation_being_built() {
     assert!(!root.join("gen-000001").exists());
     assert_eq!(SearchIndex::open(&root).unwrap().generation(), 2);
 }
+
+/// Issue 3: a misspelt query carries the corrected one; a correction never
+/// comes from words the caller cannot read.
+#[test]
+fn issue_3_did_you_mean_in_search_results() {
+    let (index, _) = build();
+    let viewer = user("vera", &["viewer"]);
+    let res = index.search(&viewer, &req("garnishmnet")).unwrap();
+    assert_eq!(res.did_you_mean.as_deref(), Some("garnishment"), "{res:?}");
+    // "Thistlewood" is only in an auditors' article.
+    let res = index.search(&viewer, &req("thistlewod")).unwrap();
+    assert_eq!(res.total, 0);
+    assert_eq!(res.did_you_mean, None);
+    let auditor = user("ann", &["auditor"]);
+    let res = index.search(&auditor, &req("thistlewod")).unwrap();
+    assert_eq!(res.did_you_mean.as_deref(), Some("thistlewood"), "{res:?}");
+    // A query that finds plenty gets no correction.
+    let res = index.search(&viewer, &req("levy")).unwrap();
+    assert_eq!(res.did_you_mean, None);
+}

@@ -93,6 +93,11 @@ fn build() -> SearchIndex {
             review_due: None,
         };
         updater.upsert(&a).unwrap();
+        // Two segments: frequencies add up across them ("posture" is in
+        // one article of each), titles and words come from both.
+        if i == 3 {
+            updater.commit(4).unwrap();
+        }
     }
     updater.commit(docs.len() as i64).unwrap();
     index
