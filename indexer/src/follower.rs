@@ -350,7 +350,16 @@ impl Follower {
                     if self.since_merge >= MERGE_AFTER && !self.merging.load(Ordering::Relaxed) {
                         self.merge_when_idle();
                     }
-                    self.status.ready.store(true, Ordering::Relaxed);
+                    if !self.status.ready.swap(true, Ordering::Relaxed) {
+                        // First catch-up done: build the suggestion maps in
+                        // the background so no request waits for them.
+                        let index = self.index.clone();
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = index.warm_suggestions() {
+                                tracing::warn!(error = %e, "warming the suggestion maps failed");
+                            }
+                        });
+                    }
                     *self.status.last_error.lock().expect("status lock") = None;
                     backoff = Duration::from_millis(100);
                 }

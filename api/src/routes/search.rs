@@ -61,22 +61,23 @@ pub fn parse_request(p: &Params, default_sort: Sort) -> ApiResult<SearchRequest>
         None | Some("") => None,
         Some(m) => Some(SearchMode::parse(m)?),
     };
-    let fusion =
-        match p.get("fusion") {
-            None | Some("") => None,
-            Some("rrf") => Some(Fusion::Rrf),
-            Some("adaptive") => Some(Fusion::Adaptive),
-            Some(other) => match other.strip_prefix("convex:").map(str::parse::<f32>) {
-                Some(Ok(w)) if (0.0..=1.0).contains(&w) => Some(Fusion::Convex(w)),
-                _ => return Err(engine::Error::invalid(
+    let fusion = match p.get("fusion") {
+        None | Some("") => None,
+        Some("rrf") => Some(Fusion::Rrf),
+        Some("adaptive") => Some(Fusion::Adaptive),
+        Some(other) => match other.strip_prefix("convex:").map(str::parse::<f32>) {
+            Some(Ok(w)) if (0.0..=1.0).contains(&w) => Some(Fusion::Convex(w)),
+            _ => {
+                return Err(engine::Error::invalid(
                     "fusion",
                     format!(
                         "unknown fusion {other:?}; use adaptive, rrf or convex:W with W in 0..=1"
                     ),
                 )
-                .into()),
-            },
-        };
+                .into())
+            }
+        },
+    };
     let explain = match p.get("explain") {
         None | Some("") | Some("false") => false,
         Some("true") => true,

@@ -40,7 +40,9 @@ async fn wait_vectors(s: &TestServer, n: u64) {
 
 /// The id of the first hit for `q` (as admin).
 async fn v_id(s: &TestServer, q: &str) -> i64 {
-    let (_, v) = s.get_json(&format!("/v1/search?q={q}&mode=lexical"), Some("admin")).await;
+    let (_, v) = s
+        .get_json(&format!("/v1/search?q={q}&mode=lexical"), Some("admin"))
+        .await;
     v["hits"][0]["id"].as_i64().unwrap()
 }
 
@@ -112,14 +114,23 @@ async fn semantic_over_http(backend: Backend) {
     // Related articles: never the restricted one, never itself; the
     // restricted article's own related list is a 404 for the viewer.
     let levy = v_id(&s, "levy").await;
-    let (code, v) = s.get_json(&format!("/v1/articles/{levy}/related"), Some("vera")).await;
+    let (code, v) = s
+        .get_json(&format!("/v1/articles/{levy}/related"), Some("vera"))
+        .await;
     assert_eq!(code, 200, "{v}");
     let rel = v["related"].as_array().unwrap();
-    assert!(rel.iter().all(|h| h["id"] != secret && h["id"] != levy), "{v}");
+    assert!(
+        rel.iter().all(|h| h["id"] != secret && h["id"] != levy),
+        "{v}"
+    );
     assert!(rel.iter().any(|h| h["id"] == plan), "{v}");
-    let (code, _) = s.get_json(&format!("/v1/articles/{secret}/related"), Some("vera")).await;
+    let (code, _) = s
+        .get_json(&format!("/v1/articles/{secret}/related"), Some("vera"))
+        .await;
     assert_eq!(code, 404);
-    let (code, v) = s.get_json(&format!("/v1/articles/{secret}/related"), Some("admin")).await;
+    let (code, v) = s
+        .get_json(&format!("/v1/articles/{secret}/related"), Some("admin"))
+        .await;
     assert_eq!(code, 200, "{v}");
     // Bad parameters are problems.
     let (code, v) = s

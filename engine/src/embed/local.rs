@@ -36,8 +36,8 @@ pub const DIM: usize = 384;
 /// trained on inputs of at most 256 tokens.
 pub const MAX_TOKENS: usize = 256;
 /// Most inputs in one forward pass. Inputs of similar length share a batch,
-/// so larger batches add little padding, but beyond ~32 the activations stop
-/// fitting in cache and throughput drops again.
+/// so a batch adds little padding; the cap bounds the activations (and the
+/// latency of a call that mixes a query with a flood of passages).
 const BATCH: usize = 32;
 /// Most tokens (batch × padded length) in one forward pass: long passages go
 /// in smaller batches so the attention scores (which grow with the square of

@@ -32,7 +32,7 @@ pub const PASSAGE_OVERLAP: usize = 30;
 pub const MAX_PASSAGES: usize = 64;
 /// Bumped whenever [`passages`] changes how it cuts text, so stored
 /// embeddings of the old cut are not reused.
-pub const PASSAGE_SCHEME: u32 = 1;
+pub const PASSAGE_SCHEME: u32 = 2;
 
 /// Turns texts into unit-length vectors.
 ///
@@ -77,7 +77,13 @@ pub fn passages(title: &str, summary: &str, body: &str) -> Vec<String> {
     let step = PASSAGE_WORDS - PASSAGE_OVERLAP;
     let mut start = 0;
     while start < words.len() && out.len() < MAX_PASSAGES {
-        let end = (start + PASSAGE_WORDS).min(words.len());
+        // The last window takes a short tail along rather than leaving it
+        // to a passage of mostly overlap.
+        let end = if words.len() - start <= PASSAGE_WORDS + PASSAGE_OVERLAP {
+            words.len()
+        } else {
+            start + PASSAGE_WORDS
+        };
         let mut s = String::with_capacity(title.len() + 2 + (end - start) * 7);
         if !title.is_empty() {
             s.push_str(title);

@@ -466,12 +466,16 @@ pub(super) fn related(
         return Err(crate::error::Error::NotFound(format!("article {id}")));
     };
     let limit = limit.clamp(1, super::MAX_LIMIT);
-    let ranked: Vec<(ArticleId, f32)> = match sem.and_then(|s| s.vectors.article_vector(id).map(|v| (s, v))) {
+    let ranked: Vec<(ArticleId, f32)> = match sem
+        .and_then(|s| s.vectors.article_vector(id).map(|v| (s, v)))
+    {
         Some((sem, v)) => {
             let req = SearchRequest::default();
             let mut allowed_ids = allowed(gen, &searcher, &*visible, &req)?.ids().to_vec();
             allowed_ids.retain(|&x| x != id);
-            let (found, _) = sem.vectors.search(&v, &Allowed::from_ids(allowed_ids), limit, sem.params);
+            let (found, _) =
+                sem.vectors
+                    .search(&v, &Allowed::from_ids(allowed_ids), limit, sem.params);
             found
                 .into_iter()
                 .filter(|a| a.similarity >= SIMILARITY_FLOOR)
@@ -481,9 +485,10 @@ pub(super) fn related(
         None => {
             // Without vectors: the article's title as an any-word query.
             let doc: tantivy::TantivyDocument = searcher.doc(own_addr)?;
-            let title = tantivy::schema::Value::as_str(&doc.get_first(f.title).expect("title stored"))
-                .unwrap_or_default()
-                .to_string();
+            let title =
+                tantivy::schema::Value::as_str(&doc.get_first(f.title).expect("title stored"))
+                    .unwrap_or_default()
+                    .to_string();
             let req = SearchRequest {
                 q: title,
                 limit: limit + 1,
@@ -503,7 +508,10 @@ pub(super) fn related(
         return Ok(Vec::new());
     }
     let found = searcher.search(
-        &*and(id_terms(gen, ranked.iter().map(|r| r.0)), visible.box_clone()),
+        &*and(
+            id_terms(gen, ranked.iter().map(|r| r.0)),
+            visible.box_clone(),
+        ),
         &Ids { scoring: false },
     )?;
     let addr: HashMap<ArticleId, DocAddress> = found.into_iter().map(|(i, a, _)| (i, a)).collect();

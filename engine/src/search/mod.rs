@@ -151,7 +151,7 @@ struct Generation {
     dir: Option<PathBuf>,
     filters: Arc<filter::FilterCache>,
     /// Suggestion maps, built on first use (see [`suggest`]).
-    suggest: suggest::SuggestCache,
+    suggest: Arc<suggest::SuggestCache>,
 }
 
 impl Generation {

@@ -22,7 +22,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fst::automaton::{Levenshtein, Str};
@@ -145,8 +145,10 @@ pub(super) struct SuggestMaps {
 #[derive(Default)]
 pub(super) struct SuggestCache {
     current: Mutex<Option<Arc<SuggestMaps>>>,
-    /// Held while building, so concurrent requests don't all build.
+    /// Held during the first build, so concurrent requests don't all build.
     building: Mutex<()>,
+    /// A background rebuild is running.
+    rebuilding: std::sync::atomic::AtomicBool,
 }
 
 impl SuggestCache {
@@ -160,38 +162,56 @@ impl SuggestCache {
     }
 
     /// The maps for `searcher`'s index state: the cached ones when they
-    /// match it or are younger than [`REFRESH`] (or while another thread
-    /// rebuilds them), else rebuilt ones (maps of segments that are still
-    /// there are reused; only new segments are read).
+    /// match it or are younger than [`REFRESH`]; stale ones are served
+    /// while one background thread rebuilds them (maps of segments that are
+    /// still there are reused; only new segments are read), so a merge or a
+    /// commit never makes a request wait for a rebuild. Only the very first
+    /// build blocks (the follower warms it up after catching up).
     fn get(
-        &self,
+        self: &Arc<Self>,
         searcher: &Searcher,
         f: &Fields,
         analyzer: &TextAnalyzer,
     ) -> Result<Arc<SuggestMaps>> {
         let segments = searcher.generation().segments();
         let usable = |m: &SuggestMaps| &m.segments == segments || m.built_at.elapsed() < REFRESH;
-        let cached = self.current();
-        let _guard = match &cached {
-            Some(m) if usable(m) => return Ok(m.clone()),
-            Some(m) => match self.building.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                // Someone is rebuilding: serve the stale maps meanwhile.
-                Err(TryLockError::WouldBlock) => return Ok(m.clone()),
-            },
-            None => self.building.lock().unwrap_or_else(|e| e.into_inner()),
-        };
-        // Built by another thread while this one waited for the lock.
-        let previous = self.current();
-        if let Some(m) = &previous {
-            if usable(m) {
-                return Ok(m.clone());
+        match self.current() {
+            Some(m) if usable(&m) => Ok(m),
+            Some(m) => {
+                if !self
+                    .rebuilding
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    let (me, searcher, f, analyzer) =
+                        (self.clone(), searcher.clone(), *f, analyzer.clone());
+                    std::thread::spawn(move || {
+                        let previous = me.current();
+                        match build_maps(&searcher, &f, &analyzer, previous.as_deref()) {
+                            Ok(maps) => {
+                                *me.current.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    Some(Arc::new(maps));
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "rebuilding the suggestion maps failed")
+                            }
+                        }
+                        me.rebuilding
+                            .store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
+                Ok(m)
+            }
+            None => {
+                let _guard = self.building.lock().unwrap_or_else(|e| e.into_inner());
+                // Built by another thread while this one waited for the lock.
+                if let Some(m) = self.current() {
+                    return Ok(m);
+                }
+                let maps = Arc::new(build_maps(searcher, f, analyzer, None)?);
+                *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps.clone());
+                Ok(maps)
             }
         }
-        let maps = Arc::new(build_maps(searcher, f, analyzer, previous.as_deref())?);
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps.clone());
-        Ok(maps)
     }
 }
 
@@ -764,6 +784,16 @@ impl SearchIndex {
         }
         out.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(out)
+    }
+
+    /// Builds the suggestion maps now if they are missing, so the first
+    /// request after a start does not wait for them. CPU-bound.
+    pub fn warm_suggestions(&self) -> Result<()> {
+        let gen = self.current.load_full();
+        let searcher = gen.reader.searcher();
+        gen.suggest
+            .get(&searcher, &gen.fields, &gen.prefix_analyzer)
+            .map(|_| ())
     }
 
     /// A corrected query when `q` has words no article `principal` may read

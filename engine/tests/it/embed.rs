@@ -257,13 +257,7 @@ impl Server {
 }
 
 /// Answers one HTTP/1.1 request and closes the connection.
-fn handle(
-    stream: TcpStream,
-    mode: Mode,
-    n: usize,
-    batches: &Mutex<Vec<usize>>,
-    seen: &Seen,
-) {
+fn handle(stream: TcpStream, mode: Mode, n: usize, batches: &Mutex<Vec<usize>>, seen: &Seen) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() || !line.starts_with("POST /v1/embeddings ") {

@@ -29,7 +29,10 @@ async fn issue_3_replicas_reuse_stored_embeddings_and_reload_saved_vectors() {
     assert_eq!(w1.sync_all().await.unwrap(), 3);
     assert_eq!(st1.embedded.load(Ordering::Relaxed), 3);
     assert_eq!(st1.reused.load(Ordering::Relaxed), 0);
-    let stored = store.get_embeddings("all-MiniLM-L6-v2", &ids).await.unwrap();
+    let stored = store
+        .get_embeddings("all-MiniLM-L6-v2", &ids)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 3);
 
     // A second index (a new replica) takes them from the store.
@@ -65,7 +68,10 @@ async fn issue_3_replicas_reuse_stored_embeddings_and_reload_saved_vectors() {
     let (mut w3, _) = w.unwrap();
     let sem = index3.semantic().unwrap();
     assert_eq!(sem.vectors.stats().articles, 3);
-    assert_eq!(sem.vectors.hash_of(ids[1]), index2.semantic().unwrap().vectors.hash_of(ids[1]));
+    assert_eq!(
+        sem.vectors.hash_of(ids[1]),
+        index2.semantic().unwrap().vectors.hash_of(ids[1])
+    );
     assert_eq!(w3.sync_all().await.unwrap(), 0);
     assert_eq!(st3.embedded.load(Ordering::Relaxed), 0);
     assert_eq!(sem.vectors.self_recall(), 1.0);
