@@ -164,8 +164,31 @@ impl LocalEmbedder {
             .collect())
     }
 
-    /// Embeds one batch of tokenized inputs, padded to the longest of them.
-    fn embed_batch(&self, batch: &[&Tokens]) -> Result<Vec<Vec<f32>>> {
+    /// Mean-pooled, not normalised, vectors of pre-tokenized inputs
+    /// (special tokens included), `batch` inputs per forward pass. For the
+    /// static embedder's distillation, which feeds the model one vocabulary
+    /// token at a time and needs the raw pooled vectors (their lengths
+    /// matter to the PCA that follows).
+    pub(crate) fn pooled_token_ids(
+        &self,
+        inputs: &[Vec<u32>],
+        batch: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let tokens: Vec<Tokens> = inputs
+            .iter()
+            .map(|ids| Tokens { ids: ids.clone() })
+            .collect();
+        let mut out = Vec::with_capacity(tokens.len());
+        for chunk in tokens.chunks(batch.max(1)) {
+            let refs: Vec<&Tokens> = chunk.iter().collect();
+            out.extend(self.embed_batch(&refs, false)?);
+        }
+        Ok(out)
+    }
+
+    /// Embeds one batch of tokenized inputs, padded to the longest of them;
+    /// the mean-pooled vectors are scaled to unit length when `unit`.
+    fn embed_batch(&self, batch: &[&Tokens], unit: bool) -> Result<Vec<Vec<f32>>> {
         let n = batch.len();
         let len = batch.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![0u32; n * len];
@@ -198,7 +221,9 @@ impl LocalEmbedder {
             // sentence-transformers' before its Normalize layer too.
             let count = t.ids.len().max(1) as f32;
             v.iter_mut().for_each(|a| *a /= count);
-            normalize(&mut v);
+            if unit {
+                normalize(&mut v);
+            }
             out.push(v);
         }
         Ok(out)
@@ -260,7 +285,7 @@ impl Embedder for LocalEmbedder {
             let size = (BATCH_TOKENS / longest).clamp(1, BATCH);
             let end = (start + size).min(order.len());
             let batch: Vec<&Tokens> = order[start..end].iter().map(|&i| &tokens[i]).collect();
-            let vectors = self.embed_batch(&batch)?;
+            let vectors = self.embed_batch(&batch, true)?;
             for (&i, v) in order[start..end].iter().zip(vectors) {
                 out[i] = v;
             }

@@ -12,6 +12,7 @@
 
 pub mod local;
 pub mod remote;
+pub mod static_model;
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};

@@ -152,6 +152,8 @@ struct Generation {
     filters: Arc<filter::FilterCache>,
     /// Suggestion maps, built on first use (see [`suggest`]).
     suggest: Arc<suggest::SuggestCache>,
+    /// Allowed sets of vector searches by caller and filters.
+    allowed: hybrid::AllowedCache,
 }
 
 impl Generation {
@@ -190,6 +192,7 @@ impl Generation {
             dir,
             filters: Arc::default(),
             suggest: Default::default(),
+            allowed: Default::default(),
         }))
     }
 
