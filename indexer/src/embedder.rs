@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use crate::error::Result;
 
 /// Articles loaded per page during a full sync.
-const SYNC_PAGE: i64 = 256;
+const SYNC_PAGE: i64 = 64;
 /// Passages per model call.
 const EMBED_BATCH: usize = 64;
 /// Save the vector index after this many changed articles…
@@ -269,10 +269,24 @@ impl EmbedWorker {
         let mut built: Vec<(ArticleId, String, Vec<Vec<f32>>)> = Vec::new();
         let mut after = 0;
         let mut changed = 0u64;
+        let mut last_log = Instant::now();
+        let total = self.store.count_articles().await?.max(0) as u64;
         loop {
             let page = self.store.scan_articles(after, SYNC_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
+            if last_log.elapsed() >= Duration::from_secs(5) {
+                // Long work shows progress: a first sync of a large store
+                // embeds for minutes.
+                tracing::info!(
+                    scanned = seen.len(),
+                    total,
+                    changed,
+                    passages = self.status.passages.load(Ordering::Relaxed),
+                    "syncing vectors with the store"
+                );
+                last_log = Instant::now();
+            }
             let jobs: Vec<Job> = page
                 .iter()
                 .map(job)
