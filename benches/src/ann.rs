@@ -650,6 +650,7 @@ pub fn run(spec: &AnnSpec) -> Result<String> {
     let exact_params = SearchParams {
         ef: DEFAULT_EF,
         exact_below: usize::MAX,
+        exact_fraction: 1.0,
     };
     let (truth, exact_lat, _) = run_queries(&idx, &queries, &all, exact_params);
     let mut raw_exact = Lat::default();
@@ -678,8 +679,16 @@ pub fn run(spec: &AnnSpec) -> Result<String> {
         },
     ];
     for &ef in &spec.efs {
-        let (got, lat, graph) =
-            run_queries(&idx, &queries, &all, SearchParams { ef, exact_below: 0 });
+        let (got, lat, graph) = run_queries(
+            &idx,
+            &queries,
+            &all,
+            SearchParams {
+                ef,
+                exact_below: 0,
+                exact_fraction: 0.0,
+            },
+        );
         rows.push(Row {
             name: "graph".into(),
             ef: Some(ef),
@@ -713,6 +722,7 @@ pub fn run(spec: &AnnSpec) -> Result<String> {
             SearchParams {
                 ef: DEFAULT_EF,
                 exact_below: 0,
+                exact_fraction: 0.0,
             },
         );
         let (_, default_plan) = idx.search(queries[0], &allowed, K, SearchParams::default());
@@ -786,22 +796,26 @@ pub fn run(spec: &AnnSpec) -> Result<String> {
          uses both, a graph walk one). Numbers move ±25% between runs on this shared machine.\n",
         spec.command
     );
-    let shifts = match PGDOCS_SHIFTS[1..t.pgdocs_cuts.max(1)]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join(" and ")
-    {
-        s if s.is_empty() => "0".to_string(),
-        s => s,
+    let cuts = if t.pgdocs_cuts <= 1 {
+        "one cut".to_string()
+    } else {
+        format!(
+            "{} cuts, the later ones shifted by {} words, since one cut of the manual gives \
+             about 8,600",
+            t.pgdocs_cuts,
+            PGDOCS_SHIFTS[1..t.pgdocs_cuts]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     let _ = writeln!(
         w,
         "**Data.** {n} vectors of {dim} dimensions, each its own article (one passage). \
          {} are real {} vectors of real passages: {} passages of the MS MARCO documents of `msmarco-5k` and \
          {} windows of the PostgreSQL manual (`pgdocs`) cut by `engine::embed::passages` \
-         ({} cut(s), the later ones shifted by {} words, since one cut of the manual gives \
-         about 8,600). The other {} are derived: real vector `i mod {}` plus Gaussian noise \
+         ({}). The other {} are derived: real vector `i mod {}` plus Gaussian noise \
          of norm {:.2}, renormalised (mean cosine with its base {:.3}). Queries: {} real \
          vectors, the {} `msmarco-5k` queries and {} pgdocs page titles. Embeddings are \
          cached in `{}`{}.\n",
@@ -809,8 +823,7 @@ pub fn run(spec: &AnnSpec) -> Result<String> {
         pas.model,
         t.msmarco,
         t.pgdocs,
-        t.pgdocs_cuts,
-        shifts,
+        cuts,
         n - spec.real,
         spec.real,
         spec.noise,
@@ -1026,9 +1039,10 @@ fn crossover_text(frows: &[FilterRow]) -> String {
     match (cross, pts.first(), pts.last()) {
         (Some(c), _, _) => out.push_str(&format!(
             "The exact scan of the allowed vectors is faster than the filtered walk below about \
-             {:.0} allowed vectors (linear interpolation between the measured lists): that is \
-             the crossover for `exact_below`.",
-            c
+             {:.0} allowed vectors (linear interpolation between the measured lists): the \
+             measured crossover, to compare with `SearchParams::default().exact_below` = {}.",
+            c,
+            SearchParams::default().exact_below
         )),
         (None, Some(first), Some(last)) if first.1 <= first.2 => out.push_str(&format!(
             "The exact scan was faster than the filtered walk at every measured size up to {} \

@@ -76,7 +76,7 @@ enum Cmd {
     },
     /// nDCG@10, recall@100 and MRR@10 of lexical, semantic and hybrid search on a BEIR set.
     Relevance(RelevanceArgs),
-    /// Query latency and passage throughput of the local embedding model.
+    /// Query latency and passage throughput of an embedding model (local or static).
     Embed(EmbedArgs),
     /// Recall@10 and speed of the vector index against exact search, filtered and not.
     Ann(AnnArgs),
@@ -122,6 +122,10 @@ struct RelevanceArgs {
     /// Model directory (default: where `make model` puts it).
     #[arg(long, env = "KMT_MODEL_DIR")]
     model_dir: Option<PathBuf>,
+    /// Embedder: local (all-MiniLM-L6-v2 via candle) or static (distilled
+    /// from it; its results go to their own section).
+    #[arg(long, value_enum, default_value_t = relevance::EmbedderChoice::Local)]
+    embedder: relevance::EmbedderChoice,
     /// Cache of passage vectors (default: ~/.cache/kmt/relevance).
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -141,6 +145,9 @@ struct EmbedArgs {
     /// Model directory (default: $KMT_MODEL_DIR or ~/.cache/kmt/models/all-MiniLM-L6-v2).
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// Embedder: local (all-MiniLM-L6-v2 via candle) or static (distilled from it).
+    #[arg(long, value_enum, default_value_t = relevance::EmbedderChoice::Local)]
+    embedder: relevance::EmbedderChoice,
     /// Folder holding msmarco-5k/.
     #[arg(long, env = "KMT_CORPORA", default_value = "../shared/corpora")]
     corpora: PathBuf,
@@ -430,6 +437,7 @@ async fn run(cli: Cli) -> Result<()> {
                 model_dir: a
                     .model_dir
                     .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                embedder: a.embedder,
                 cache: a.cache.unwrap_or_else(|| {
                     std::env::var_os("XDG_CACHE_HOME")
                         .map(PathBuf::from)
@@ -456,6 +464,7 @@ async fn run(cli: Cli) -> Result<()> {
                 model_dir: a
                     .model_dir
                     .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                embedder: a.embedder,
                 corpora: a.corpora,
                 queries: a.queries,
                 passages: a.passages,

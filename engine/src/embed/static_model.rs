@@ -120,6 +120,18 @@ impl StaticEmbedder {
         })
     }
 
+    /// Token counts of `texts`: the tokens looked up, special tokens
+    /// excluded (what the embedder's cost is proportional to).
+    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        Ok(self
+            .tokenizer
+            .encode_batch(texts.to_vec(), false)
+            .map_err(|e| Error::Embedding(format!("tokenizer failed: {e}")))?
+            .iter()
+            .map(|e| e.get_ids().len())
+            .collect())
+    }
+
     /// Where the distilled table of the model in `model_dir` is cached.
     pub fn cache_file(model_dir: &Path) -> PathBuf {
         model_dir.join(format!("static-v{VERSION}-pca{PCA_DIMS}.bin"))
@@ -185,9 +197,8 @@ fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
             path.display()
         )));
     }
-    let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| {
-        Error::Embedding(format!("cannot load tokenizer {}: {e}", path.display()))
-    })?;
+    let mut tokenizer = Tokenizer::from_file(&path)
+        .map_err(|e| Error::Embedding(format!("cannot load tokenizer {}: {e}", path.display())))?;
     tokenizer.with_padding(None::<PaddingParams>);
     tokenizer
         .with_truncation(None)
@@ -225,7 +236,9 @@ fn distill(
         })
         .collect();
     if kept.is_empty() {
-        return Err(Error::Embedding("the tokenizer has an empty vocabulary".into()));
+        return Err(Error::Embedding(
+            "the tokenizer has an empty vocabulary".into(),
+        ));
     }
 
     let total = kept.len();
@@ -377,7 +390,8 @@ fn read_cache(path: &Path, rows: usize, fingerprint: u64) -> Option<Distilled> {
     if bytes.len() < header || &bytes[..MAGIC.len()] != MAGIC {
         return None;
     }
-    let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let (version, file_rows, dim) = (u32_at(8), u32_at(12) as usize, u32_at(16) as usize);
     let mut fp = [0u8; 8];
     fp.copy_from_slice(&bytes[20..28]);

@@ -38,8 +38,11 @@ const MAX_CONNECTIONS: usize = 16;
 const EF_CONSTRUCTION: usize = 128;
 /// Layers of the graph.
 const MAX_LAYERS: usize = 16;
-/// Default candidate list size while searching.
-pub const DEFAULT_EF: usize = 96;
+/// Default candidate list size while searching. 128 rather than 96: on
+/// 100,000 MiniLM vectors with clusters of near-duplicates, `kmt-bench ann`
+/// (BENCHMARKS.md) measured recall@10 0.93 at 96 and 0.95 at 128, for a
+/// walk about 15% longer (and small next to the planning of a search).
+pub const DEFAULT_EF: usize = 128;
 /// Neighbours asked of the graph when checking that a vector finds itself.
 const SELF_RECALL_K: usize = 10;
 
@@ -107,6 +110,10 @@ pub struct SearchParams {
     pub ef: usize,
     /// Scan exactly when the allowed vectors are at most this many.
     pub exact_below: usize,
+    /// …or when they are less than this share of all vectors (a filtered
+    /// graph walk slows down as the filter gets selective, whatever the
+    /// index size).
+    pub exact_fraction: f64,
 }
 
 impl Default for SearchParams {
@@ -116,6 +123,7 @@ impl Default for SearchParams {
             // Measured by `kmt-bench ann` (BENCHMARKS.md): an exact scan of
             // 20k vectors costs about what a filtered graph walk does.
             exact_below: 20_000,
+            exact_fraction: 0.05,
         }
     }
 }
@@ -414,26 +422,27 @@ impl VectorIndex {
             return (Vec::new(), Plan::Exact);
         }
         let t = inner.table.read().expect("vector table lock");
-        // Plan by the number of allowed vectors.
-        let mut allowed_vectors = 0usize;
-        for id in allowed.ids() {
-            if let Some(e) = t.articles.get(id) {
-                allowed_vectors += e.slots.len();
-            }
-        }
-        if allowed_vectors <= params.exact_below || allowed_vectors * 2 < t.live / 10 {
+        // Plan by the number of allowed vectors, estimated in O(1) from the
+        // mean passages per article (counting exactly costs a hash lookup
+        // per allowed article, which at 10⁵ articles was most of a query).
+        let per_article = t.live as f64 / t.articles.len().max(1) as f64;
+        let allowed_vectors = (allowed.len() as f64 * per_article) as usize;
+        let selective = (allowed_vectors as f64) < t.live as f64 * params.exact_fraction;
+        if allowed_vectors <= params.exact_below || selective {
             return (exact(&t, inner.dim, query, allowed, k), Plan::Exact);
         }
         let found = graph(&inner, &t, query, allowed, k, params.ef);
-        // The graph found fewer readable articles than exist: the filter
-        // cut its walk short. Exactness beats speed here.
-        let readable = allowed
-            .ids()
-            .iter()
-            .filter(|id| t.articles.contains_key(id))
-            .count();
-        if found.len() < k.min(readable) {
-            return (exact(&t, inner.dim, query, allowed, k), Plan::Exact);
+        if found.len() < k {
+            // Fewer than k: either fewer readable articles exist, or the
+            // filter cut the walk short. Exactness beats speed here.
+            let readable = allowed
+                .ids()
+                .iter()
+                .filter(|id| t.articles.contains_key(id))
+                .count();
+            if found.len() < k.min(readable) {
+                return (exact(&t, inner.dim, query, allowed, k), Plan::Exact);
+            }
         }
         (found, Plan::Graph)
     }
@@ -573,18 +582,9 @@ fn top_k(mut scores: Vec<ArticleScore>, k: usize) -> Vec<ArticleScore> {
 }
 
 fn exact(t: &Table, dim: usize, query: &[f32], allowed: &Allowed, k: usize) -> Vec<ArticleScore> {
-    let scores: Vec<ArticleScore> = if allowed.len() > 4096 {
-        allowed
-            .ids()
-            .par_iter()
-            .filter_map(|id| {
-                t.articles
-                    .get(id)
-                    .and_then(|e| best_passage(t, dim, query, &e.slots))
-            })
-            .collect()
-    } else {
-        allowed
+    if allowed.len() * 4 < t.articles.len() {
+        // A small allowed set: visit its articles' passages.
+        let scores: Vec<ArticleScore> = allowed
             .ids()
             .iter()
             .filter_map(|id| {
@@ -592,9 +592,108 @@ fn exact(t: &Table, dim: usize, query: &[f32], allowed: &Allowed, k: usize) -> V
                     .get(id)
                     .and_then(|e| best_passage(t, dim, query, &e.slots))
             })
-            .collect()
-    };
-    top_k(scores, k)
+            .collect();
+        return top_k(scores, k);
+    }
+    // A broad one: stream over every slot in memory order (contiguous
+    // vectors, no hash lookups), in parallel chunks, keeping the best
+    // slots; then the best passage per article among them. Asking for a
+    // few times k slots leaves room for articles with several good
+    // passages; if they still crowd out k distinct articles, ask for more.
+    let mut want = k * 4;
+    loop {
+        let chunk = 8192;
+        let slots = t.article.len();
+        let (best, truncated): (Vec<(f32, u32)>, bool) = (0..slots.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| {
+                let mut heap = TopSlots::new(want);
+                let mut seen = 0usize;
+                for s in c * chunk..((c + 1) * chunk).min(slots) {
+                    if t.alive[s] && allowed.contains(t.article[s]) {
+                        seen += 1;
+                        heap.push(dot(query, t.vector(dim, s as u32)), s as u32);
+                    }
+                }
+                (heap.into_vec(), seen > want)
+            })
+            .reduce(
+                || (Vec::new(), false),
+                |mut a, b| {
+                    a.0.extend(b.0);
+                    (a.0, a.1 || b.1)
+                },
+            );
+        let mut per: HashMap<ArticleId, ArticleScore> = HashMap::new();
+        for (sim, s) in &best {
+            let id = t.article[*s as usize];
+            let e = per.entry(id).or_insert(ArticleScore {
+                id,
+                similarity: f32::NEG_INFINITY,
+                passage: 0,
+            });
+            if *sim > e.similarity {
+                e.similarity = *sim;
+                e.passage = t.passage[*s as usize];
+            }
+        }
+        // Enough distinct articles, or every allowed slot was kept.
+        if per.len() >= k || !truncated {
+            return top_k(per.into_values().collect(), k);
+        }
+        want *= 4;
+    }
+}
+
+/// The best `n` (similarity, slot) pairs seen, by a min-heap.
+struct TopSlots {
+    n: usize,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(OrdF32, u32)>>,
+}
+
+/// An f32 ordered by `total_cmp`, for the heap.
+#[derive(Clone, Copy)]
+struct OrdF32(f32);
+impl PartialEq for OrdF32 {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for OrdF32 {}
+impl PartialOrd for OrdF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF32 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl TopSlots {
+    fn new(n: usize) -> TopSlots {
+        TopSlots {
+            n: n.max(1),
+            heap: std::collections::BinaryHeap::with_capacity(n + 1),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, sim: f32, slot: u32) {
+        if self.heap.len() < self.n {
+            self.heap.push(std::cmp::Reverse((OrdF32(sim), slot)));
+        } else if let Some(min) = self.heap.peek() {
+            if sim > min.0 .0 .0 {
+                self.heap.pop();
+                self.heap.push(std::cmp::Reverse((OrdF32(sim), slot)));
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<(f32, u32)> {
+        self.heap.into_iter().map(|r| (r.0 .0 .0, r.0 .1)).collect()
+    }
 }
 
 fn graph(
@@ -681,6 +780,7 @@ mod tests {
         let params = SearchParams {
             ef: 200,
             exact_below: 0,
+            exact_fraction: 0.0,
         };
         let (g, plan) = idx.search(&q, &all, 10, params);
         assert_eq!(plan, Plan::Graph);
@@ -697,6 +797,47 @@ mod tests {
         let (h, plan) = idx.search(&q, &few, 10, SearchParams::default());
         assert_eq!(plan, Plan::Exact);
         assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn broad_exact_scan_equals_brute_force() {
+        let dim = 12;
+        // Many passages per article, so the best slots crowd few articles
+        // and the scan must widen to find k distinct ones.
+        let arts: Vec<_> = (1..=500i64)
+            .map(|id| {
+                let v: Vec<Vec<f32>> = (0..6).map(|p| rand_vec(id as u64 * 10 + p, dim)).collect();
+                (id, format!("h{id}"), v)
+            })
+            .collect();
+        let brute = |q: &[f32], allowed: &dyn Fn(i64) -> bool, k: usize| {
+            let mut best: Vec<(i64, f32)> = arts
+                .iter()
+                .filter(|a| allowed(a.0))
+                .map(|a| (a.0, a.2.iter().map(|v| dot(q, v)).fold(f32::MIN, f32::max)))
+                .collect();
+            best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            best.truncate(k);
+            best.into_iter().map(|x| x.0).collect::<Vec<_>>()
+        };
+        let idx = VectorIndex::build(dim, arts.clone());
+        for seed in 0..5 {
+            let q = rand_vec(9_000 + seed, dim);
+            let all = Allowed::from_ids((1..=500).collect());
+            let got: Vec<i64> = idx
+                .search_exact(&q, &all, 25)
+                .iter()
+                .map(|a| a.id)
+                .collect();
+            assert_eq!(got, brute(&q, &|_| true, 25));
+            let odd = Allowed::from_ids((1..=500).filter(|i| i % 2 == 1).collect());
+            let got: Vec<i64> = idx
+                .search_exact(&q, &odd, 25)
+                .iter()
+                .map(|a| a.id)
+                .collect();
+            assert_eq!(got, brute(&q, &|i| i % 2 == 1, 25));
+        }
     }
 
     #[test]

@@ -194,6 +194,7 @@ mod tests {
         let p = SearchParams {
             ef: 64,
             exact_below: 0,
+            exact_fraction: 0.0,
         };
         assert_eq!(idx.search(&q, &all, 5, p).0, back.search(&q, &all, 5, p).0);
         // Still writable after loading.

@@ -259,6 +259,8 @@ fn issue_3_k_readable_hits_when_most_of_the_index_is_restricted() {
             SearchParams {
                 ef: 32,
                 exact_below,
+                // 0 forces the graph walk; the other run scans exactly.
+                exact_fraction: if exact_below == 0 { 0.0 } else { 1.0 },
             },
         );
         let mut r = req("getting a debtor to pay", SearchMode::Semantic);
