@@ -1,4 +1,6 @@
-//! `embed`: speed of the local embedding model (all-MiniLM-L6-v2 on the CPU).
+//! `embed`: speed of an embedding model: all-MiniLM-L6-v2 on the CPU
+//! (`--embedder local`) or the static embedder distilled from it
+//! (`--embedder static`).
 //!
 //! Two numbers matter for KMT: how long a search waits for its query's
 //! vector (single short texts, one at a time, as the API embeds them), and
@@ -14,13 +16,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use engine::embed::local::LocalEmbedder;
+use engine::embed::static_model::StaticEmbedder;
 use engine::embed::{passages, Embedder};
 use serde::Deserialize;
+
+use crate::relevance::EmbedderChoice;
 
 /// What to measure.
 pub struct EmbedSpec {
     /// Model directory.
     pub model_dir: PathBuf,
+    /// The embedder measured.
+    pub embedder: EmbedderChoice,
     /// Folder holding `msmarco-5k/`.
     pub corpora: PathBuf,
     /// Timed single-query embeddings.
@@ -29,6 +36,56 @@ pub struct EmbedSpec {
     pub passages: usize,
     /// Texts per `embed` call in the throughput runs.
     pub batch: usize,
+}
+
+/// The embedder measured, concrete so its token counts can be asked for.
+/// Boxed: the two differ much in size, and there is one of them.
+enum Model {
+    Local(Box<LocalEmbedder>),
+    Static(Box<StaticEmbedder>),
+}
+
+impl Model {
+    fn load(choice: EmbedderChoice, dir: &Path) -> Result<Model> {
+        let context = || format!("load the model from {}", dir.display());
+        Ok(match choice {
+            EmbedderChoice::Local => {
+                Model::Local(Box::new(LocalEmbedder::load(dir).with_context(context)?))
+            }
+            EmbedderChoice::Static => {
+                let mut last = Instant::now();
+                Model::Static(Box::new(
+                    StaticEmbedder::load_or_distill(dir, |done, total| {
+                        if last.elapsed().as_secs() >= 5 || done == total {
+                            eprintln!("distilling the static model: {done}/{total} tokens");
+                            last = Instant::now();
+                        }
+                    })
+                    .with_context(context)?,
+                ))
+            }
+        })
+    }
+
+    fn embedder(&self) -> &dyn Embedder {
+        match self {
+            Model::Local(m) => m.as_ref(),
+            Model::Static(m) => m.as_ref(),
+        }
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embedder().embed(texts)?)
+    }
+
+    /// Tokens per text as the model sees them (the static model looks up
+    /// no special tokens).
+    fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        Ok(match self {
+            Model::Local(m) => m.token_counts(texts)?,
+            Model::Static(m) => m.token_counts(texts)?,
+        })
+    }
 }
 
 /// One throughput run.
@@ -78,8 +135,7 @@ pub fn run(spec: &EmbedSpec) -> Result<()> {
     }
 
     let t = Instant::now();
-    let model = LocalEmbedder::load(&spec.model_dir)
-        .with_context(|| format!("load the model from {}", spec.model_dir.display()))?;
+    let model = Model::load(spec.embedder, &spec.model_dir)?;
     let load = t.elapsed();
 
     // Queries: one text per call, as a search embeds its query.
@@ -124,7 +180,8 @@ pub fn run(spec: &EmbedSpec) -> Result<()> {
     }
 
     println!(
-        "all-MiniLM-L6-v2 on {} CPU thread(s) (RAYON_NUM_THREADS={}), model loaded in {:.0} ms\n",
+        "{} on {} CPU thread(s) (RAYON_NUM_THREADS={}), model loaded in {:.0} ms\n",
+        model.embedder().model_id(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
         load.as_secs_f64() * 1e3
@@ -167,7 +224,7 @@ pub fn run(spec: &EmbedSpec) -> Result<()> {
 }
 
 fn throughput(
-    model: &LocalEmbedder,
+    model: &Model,
     name: &'static str,
     set: &[String],
     batch: usize,

@@ -23,12 +23,64 @@ use engine::model::{Article, Status};
 use engine::search::{Fusion, SearchIndex, SearchMode, SearchRequest, Semantic};
 use engine::vector::{SearchParams, VectorIndex};
 
+/// Which embedder makes the passage and query vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedderChoice {
+    /// all-MiniLM-L6-v2 run by candle.
+    Local,
+    /// The static embedder distilled from it (Model2Vec method).
+    Static,
+}
+
+impl EmbedderChoice {
+    /// Loads the embedder from the model directory; the static one is
+    /// distilled there on first use (about a minute, then cached).
+    pub fn load(self, model_dir: &Path) -> Result<Arc<dyn Embedder>> {
+        let context = || {
+            format!(
+                "loading the model from {} (run `make model`)",
+                model_dir.display()
+            )
+        };
+        Ok(match self {
+            EmbedderChoice::Local => {
+                Arc::new(embed::local::LocalEmbedder::load(model_dir).with_context(context)?)
+            }
+            EmbedderChoice::Static => {
+                let mut last = Instant::now();
+                Arc::new(
+                    embed::static_model::StaticEmbedder::load_or_distill(
+                        model_dir,
+                        |done, total| {
+                            if last.elapsed().as_secs() >= 5 || done == total {
+                                eprintln!("distilling the static model: {done}/{total} tokens");
+                                last = Instant::now();
+                            }
+                        },
+                    )
+                    .with_context(context)?,
+                )
+            }
+        })
+    }
+
+    /// Short name for labels and row names.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbedderChoice::Local => "MiniLM",
+            EmbedderChoice::Static => "static MiniLM",
+        }
+    }
+}
+
 /// Inputs of a run.
 pub struct RelevanceSpec {
     /// The BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv).
     pub set: PathBuf,
     /// Model directory.
     pub model_dir: PathBuf,
+    /// The embedder measured.
+    pub embedder: EmbedderChoice,
     /// Cache directory for passage vectors.
     pub cache: PathBuf,
     /// JSON with the reference BM25 metrics (optional).
@@ -273,13 +325,12 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
             spec.set.display()
         );
     }
-    let model: Arc<dyn Embedder> = Arc::new(
-        embed::local::LocalEmbedder::load(&spec.model_dir).with_context(|| {
-            format!(
-                "loading the model from {} (run `make model`)",
-                spec.model_dir.display()
-            )
-        })?,
+    let started = Instant::now();
+    let model = spec.embedder.load(&spec.model_dir)?;
+    eprintln!(
+        "{} loaded in {:.1} s",
+        model.model_id(),
+        started.elapsed().as_secs_f64()
     );
     let articles = load_articles(&spec.set)?;
     let queries = read_queries(&spec.set)?;
@@ -343,7 +394,7 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     let configs: Vec<(String, SearchMode, Option<Fusion>)> = vec![
         ("lexical (BM25, KMT)".into(), SearchMode::Lexical, None),
         (
-            "semantic (MiniLM, max passage)".into(),
+            format!("semantic ({}, max passage)", spec.embedder.name()),
             SearchMode::Semantic,
             None,
         ),
@@ -416,6 +467,7 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     };
     let md = markdown(
         spec,
+        model.model_id(),
         &rows,
         reference,
         articles.len(),
@@ -423,7 +475,12 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     );
     println!("{md}");
     if let Some(out) = &spec.out {
-        crate::report::upsert_section(out, "relevance-msmarco-5k", &md)?;
+        // One section per embedder, so their results stand side by side.
+        let label = match spec.embedder {
+            EmbedderChoice::Local => "relevance-msmarco-5k",
+            EmbedderChoice::Static => "relevance-msmarco-5k-static",
+        };
+        crate::report::upsert_section(out, label, &md)?;
         eprintln!("updated {}", out.display());
     }
     Ok(())
@@ -431,6 +488,7 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
 
 fn markdown(
     spec: &RelevanceSpec,
+    model_id: &str,
     rows: &[Row],
     reference: Option<Metrics>,
     articles: usize,
@@ -439,11 +497,12 @@ fn markdown(
     let scale = queries as f64 / all_queries.max(1) as f64;
     let mut s = String::new();
     s.push_str(&format!(
-        "## Relevance: {} ({articles} passages, {queries} judged queries)\n\n",
+        "## Relevance: {} ({articles} passages, {queries} judged queries), embedder {}\n\n",
         spec.set
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or("set")
+            .unwrap_or("set"),
+        model_id
     ));
     s.push_str(&format!(
         "Command: `{}` (date {}). Every row goes through `SearchIndex::search`, the code behind `GET /v1/search`, with `match=any` and `limit=100`.\n\n",

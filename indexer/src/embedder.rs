@@ -46,6 +46,11 @@ pub enum EmbedderKind {
     Local,
     /// An OpenAI-compatible `/v1/embeddings` server.
     Remote,
+    /// A static embedder distilled from all-MiniLM-L6-v2 (Model2Vec
+    /// method): a table lookup per token, ~100× faster per query and less
+    /// relevant. Needs `make model`; distilled on first start (about a
+    /// minute) and cached in the model directory.
+    Static,
     /// No semantic search.
     Off,
 }
@@ -53,7 +58,8 @@ pub enum EmbedderKind {
 /// Embedding settings, shared by `kmt serve` and `kmt-indexer`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmbedArgs {
-    /// Embedder: local (all-MiniLM-L6-v2 via candle), remote or off.
+    /// Embedder: local (all-MiniLM-L6-v2 via candle), static (distilled
+    /// from it, much faster queries), remote or off.
     #[arg(long, env = "KMT_EMBEDDER", value_enum, default_value_t = EmbedderKind::Local)]
     pub embedder: EmbedderKind,
     /// Directory of the local model (default: the user's cache dir, where
@@ -111,6 +117,34 @@ impl EmbedArgs {
                 embed::local::LocalEmbedder::load(&dir)
                     .map(|e| Arc::new(e) as Arc<dyn Embedder>)
                     .map_err(|e| format!("semantic search is off: loading the model failed: {e}"))
+            }
+            EmbedderKind::Static => {
+                let dir = self
+                    .model_dir
+                    .clone()
+                    .unwrap_or_else(embed::local::LocalEmbedder::default_dir);
+                let cached = embed::static_model::StaticEmbedder::cache_file(&dir).exists();
+                if !cached && !dir.join("model.safetensors").exists() {
+                    return Err(format!(
+                        "semantic search is off: no embedding model in {} (run `make model`)",
+                        dir.display()
+                    ));
+                }
+                if !cached {
+                    tracing::info!(dir = %dir.display(),
+                        "distilling the static embedder from the model (once; about a minute)");
+                }
+                let mut last = Instant::now();
+                embed::static_model::StaticEmbedder::load_or_distill(&dir, |done, total| {
+                    if last.elapsed() >= Duration::from_secs(10) {
+                        tracing::info!(done, total, "distilling the static embedder");
+                        last = Instant::now();
+                    }
+                })
+                .map(|e| Arc::new(e) as Arc<dyn Embedder>)
+                .map_err(|e| {
+                    format!("semantic search is off: loading the static embedder failed: {e}")
+                })
             }
             EmbedderKind::Remote => {
                 let url = self.embed_url.as_deref().ok_or_else(|| {

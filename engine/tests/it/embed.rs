@@ -460,3 +460,102 @@ fn remote_rejects_bad_configuration() {
     assert!(RemoteEmbedder::new("http://127.0.0.1:1", "", None, 8).is_err());
     assert!(RemoteEmbedder::new("http://127.0.0.1:1", "m", None, 0).is_err());
 }
+
+// --- The static embedder (distilled from the local model) ---
+
+/// One static embedder for all tests. The first run distills it from the
+/// model (about a minute) and caches the table in the model directory;
+/// later runs read the cache.
+fn static_model() -> &'static engine::embed::static_model::StaticEmbedder {
+    use engine::embed::static_model::StaticEmbedder;
+    static MODEL: OnceLock<StaticEmbedder> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = LocalEmbedder::default_dir();
+        match StaticEmbedder::load_or_distill(&dir, |_, _| {}) {
+            Ok(m) => m,
+            Err(e) => panic!(
+                "cannot load or distill the static embedder from {}: {e}\n\
+                 run `make model` (or set KMT_MODEL_DIR to a directory holding it)",
+                dir.display()
+            ),
+        }
+    })
+}
+
+fn static_one(text: &str) -> Vec<f32> {
+    static_model()
+        .embed(&[text])
+        .expect("embed")
+        .pop()
+        .expect("one vector")
+}
+
+#[test]
+fn static_model_identity() {
+    let m = static_model();
+    assert!(m.model_id().starts_with("all-MiniLM-L6-v2-static"));
+    assert_eq!(m.dim(), engine::embed::static_model::PCA_DIMS);
+    assert!(m.embed(&[]).expect("empty").is_empty());
+}
+
+#[test]
+fn static_vectors_are_unit_length() {
+    let texts = [
+        "a",
+        "How do I create an index?",
+        "",
+        "[CLS]",
+        "☃☃☃",
+        &"word ".repeat(2000),
+    ];
+    let vs = static_model().embed(&texts).expect("embed");
+    assert_eq!(vs.len(), texts.len());
+    for (t, v) in texts.iter().zip(&vs) {
+        assert_eq!(v.len(), static_model().dim());
+        let norm = dot(v, v).sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-4,
+            "{:?}: norm {norm}",
+            &t[..t.len().min(20)]
+        );
+    }
+    // One text per call and many per call agree.
+    for (t, v) in texts.iter().zip(&vs) {
+        assert_close(&static_one(t), v, 1e-6, "batch vs single");
+    }
+}
+
+#[test]
+fn static_paraphrase_is_closer_than_unrelated_text() {
+    let q = static_one("How do I create an index?");
+    let para = static_one("What is the way to build a new index?");
+    let related =
+        static_one("CREATE INDEX constructs an index on the specified column of a table.");
+    let unrelated = static_one("The cat slept in the warm afternoon sun.");
+    let (p, r, u) = (dot(&q, &para), dot(&q, &related), dot(&q, &unrelated));
+    assert!(p > u + 0.2, "paraphrase {p} should beat unrelated {u}");
+    assert!(r > u + 0.1, "related {r} should beat unrelated {u}");
+}
+
+#[test]
+fn static_is_much_faster_than_the_model_per_query() {
+    let queries: Vec<String> = (0..50)
+        .map(|i| format!("how do I configure replication for database number {i}"))
+        .collect();
+    let (fast, slow) = (static_model(), model());
+    // Warm both (first calls fault in weights and grow the allocator).
+    fast.embed(&[queries[0].as_str()]).expect("embed");
+    slow.embed(&[queries[0].as_str()]).expect("embed");
+    let time = |m: &dyn Embedder| {
+        let t = std::time::Instant::now();
+        for q in &queries {
+            m.embed(&[q.as_str()]).expect("embed");
+        }
+        t.elapsed()
+    };
+    let (s, l) = (time(fast), time(slow));
+    assert!(
+        l >= s * 5,
+        "static {s:?} should be at least 5× faster than the model {l:?} on 50 queries"
+    );
+}
