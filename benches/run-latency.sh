@@ -85,7 +85,9 @@ log "starting kmt serve on $BASE"
 mkdir -p "$DATA"
 # The load comes from one address far faster than a person types: lift the
 # per-client rate limit for the measurement.
-env -u DATABASE_URL KMT_RATE_LIMIT_PER_SEC=0 "$KMT" serve --data "$DATA" --port "$PORT" >"$WORK/server.log" 2>&1 &
+# This benchmark compares lexical search with PostgreSQL FTS: no embedding
+# model (hybrid would be the default with one; see run-semantic-latency.sh).
+env -u DATABASE_URL KMT_RATE_LIMIT_PER_SEC=0 KMT_EMBEDDER=off "$KMT" serve --data "$DATA" --port "$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 for i in $(seq 1 300); do
