@@ -30,7 +30,9 @@ use crate::model::ArticleId;
 use crate::vector::{Allowed, Plan, SearchParams, VectorIndex};
 
 /// Candidates taken from each ranker (at least; deeper pages take more).
-pub const CANDIDATES: usize = 100;
+/// The union is re-scored exactly, so a page of ten rarely needs more; the
+/// graph walk's cost grows with the candidates asked for.
+pub const CANDIDATES: usize = 50;
 /// Semantic neighbours less similar than this join a result set only when
 /// they also match the words: below it, MiniLM similarities say little.
 pub const SIMILARITY_FLOOR: f32 = 0.2;

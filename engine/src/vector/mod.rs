@@ -582,8 +582,9 @@ fn top_k(mut scores: Vec<ArticleScore>, k: usize) -> Vec<ArticleScore> {
 }
 
 fn exact(t: &Table, dim: usize, query: &[f32], allowed: &Allowed, k: usize) -> Vec<ArticleScore> {
-    if allowed.len() * 4 < t.articles.len() {
-        // A small allowed set: visit its articles' passages.
+    if allowed.len() * 32 < t.articles.len() {
+        // A small allowed set: visit its articles' passages (a hash lookup
+        // each; measured slower than streaming every slot above ~3 %).
         let scores: Vec<ArticleScore> = allowed
             .ids()
             .iter()
