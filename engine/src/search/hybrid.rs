@@ -120,6 +120,22 @@ struct Cand {
     fused: f32,
 }
 
+impl Cand {
+    /// A semantic neighbour that matches no word (yet).
+    fn semantic(n: &crate::vector::ArticleScore) -> Cand {
+        Cand {
+            id: n.id,
+            addr: None,
+            lex: None,
+            lex_rank: None,
+            sim: Some(n.similarity),
+            sim_rank: None,
+            passage: Some(n.passage),
+            fused: 0.0,
+        }
+    }
+}
+
 fn id_terms(gen: &Generation, ids: impl IntoIterator<Item = ArticleId>) -> Box<dyn Query> {
     let f = gen.fields.id;
     Box::new(TermSetQuery::new(
@@ -131,7 +147,7 @@ fn and(a: Box<dyn Query>, b: Box<dyn Query>) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(vec![(Occur::Must, a), (Occur::Must, b)]))
 }
 
-fn facets_out(
+pub(super) fn facets_out(
     fields: &[&'static str],
     counts: Vec<HashMap<String, u64>>,
 ) -> BTreeMap<String, Vec<FacetCount>> {
@@ -359,16 +375,7 @@ pub(super) fn search(
                 }),
                 None if n.similarity >= SIMILARITY_FLOOR => {
                     extras.push(n.id);
-                    cands.push(Cand {
-                        id: n.id,
-                        addr: None,
-                        lex: None,
-                        lex_rank: None,
-                        sim: Some(n.similarity),
-                        sim_rank: None,
-                        passage: Some(n.passage),
-                        fused: 0.0,
-                    });
+                    cands.push(Cand::semantic(&n));
                 }
                 None => {}
             }
@@ -380,16 +387,7 @@ pub(super) fn search(
             .filter(|n| n.similarity >= SIMILARITY_FLOOR)
         {
             extras.push(n.id);
-            cands.push(Cand {
-                id: n.id,
-                addr: None,
-                lex: None,
-                lex_rank: None,
-                sim: Some(n.similarity),
-                sim_rank: None,
-                passage: Some(n.passage),
-                fused: 0.0,
-            });
+            cands.push(Cand::semantic(n));
         }
     }
 

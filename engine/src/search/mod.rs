@@ -644,16 +644,7 @@ fn lexical(gen: &Generation, principal: &Principal, req: &SearchRequest) -> Resu
     )?;
     let t_search = t0.elapsed();
 
-    let mut facets = BTreeMap::new();
-    for (name, counts) in facet_fields.iter().zip(lex.facets) {
-        let mut v: Vec<FacetCount> = counts
-            .into_iter()
-            .map(|(value, count)| FacetCount { value, count })
-            .collect();
-        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-        v.truncate(FACET_VALUES);
-        facets.insert(name.to_string(), v);
-    }
+    let facets = hybrid::facets_out(&facet_fields, lex.facets);
     let t_facets = t0.elapsed();
 
     let hits = if lex.docs.is_empty() {

@@ -17,6 +17,7 @@
 mod accounts;
 mod articles;
 mod audit_entries;
+mod embeddings;
 mod errors;
 mod notifications;
 mod workflow;
@@ -43,6 +44,7 @@ pub(super) use self::audit_entries::{
     set_password_entry, set_roles_entry, submit_entry, task_escalate_entry, token_entry,
     user_create_entry, PendingAudit,
 };
+pub(super) use self::embeddings::check_embeddings;
 pub(super) use self::errors::{
     article_not_found, batch_conflict_or, conflict_or, no_id, parse_status, parse_task_kind,
     parse_task_status, session_conflict_or, token_conflict_or, user_not_found,

@@ -11,9 +11,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row as _;
 
 use super::SqliteStore;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::ArticleId;
-use crate::store::common::now;
+use crate::store::common::{check_embeddings, now};
 use crate::store::StoredEmbedding;
 
 /// The `embeddings` columns a [`StoredEmbedding`] is read from.
@@ -107,29 +107,6 @@ impl SqliteStore {
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(embedding_from_row).collect()
     }
-}
-
-/// Checks each row's shape: a positive `dim` and a `vectors` length that is
-/// a multiple of `dim * 4` (the Postgres store checks alike).
-fn check_embeddings(rows: &[StoredEmbedding]) -> Result<()> {
-    for (i, r) in rows.iter().enumerate() {
-        let Some(stride) = usize::try_from(r.dim)
-            .ok()
-            .filter(|&d| d > 0)
-            .map(|d| d * 4)
-        else {
-            let message = format!("must be positive, not {}", r.dim);
-            return Err(Error::invalid(format!("rows[{i}].dim"), message));
-        };
-        if r.vectors.len() % stride != 0 {
-            let message = format!(
-                "length {} is not a multiple of dim * 4 = {stride}",
-                r.vectors.len()
-            );
-            return Err(Error::invalid(format!("rows[{i}].vectors"), message));
-        }
-    }
-    Ok(())
 }
 
 fn embedding_from_row(r: &SqliteRow) -> Result<StoredEmbedding> {
