@@ -21,8 +21,9 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermSetQuery};
 use tantivy::{DocAddress, Searcher, Term};
 
 use super::collect::{FacetCounts, Ids};
+use super::lexical::build_hits;
 use super::request::{Fusion, SearchMode, SearchRequest};
-use super::{build_hits, query, FacetCount, Generation, Hit, SearchResults, Timings, FACET_VALUES};
+use super::{query, FacetCount, Generation, Hit, SearchResults, Timings, FACET_VALUES};
 use crate::auth::Principal;
 use crate::embed::QueryEmbedder;
 use crate::error::Result;
@@ -187,19 +188,7 @@ fn allowed(
     visible: &dyn Query,
     req: &SearchRequest,
 ) -> Result<std::sync::Arc<Allowed>> {
-    let mut terms = principal.audience_terms();
-    terms.sort();
-    let key = format!(
-        "{}|{}|{}|{:?}",
-        terms.join(","),
-        if principal.is_signed_in() {
-            principal.username.as_str()
-        } else {
-            ""
-        },
-        principal.has(crate::auth::Permission::ArticlePublish),
-        req.filters
-    );
+    let key = format!("{}|{:?}", query::caller_key(principal), req.filters);
     let state: IndexState = searcher
         .segment_readers()
         .iter()
@@ -310,14 +299,21 @@ pub(super) fn search(
     let mut extras: Vec<ArticleId> = Vec::new();
 
     if mode == SearchMode::Hybrid {
-        let lex = super::lexical_candidates(gen, &searcher, &*visible, req, depth, &facet_fields)?;
+        let lex = super::lexical::lexical_candidates(
+            gen,
+            &searcher,
+            &*visible,
+            req,
+            depth,
+            &facet_fields,
+        )?;
         lex_total = lex.total;
         lex_facets = lex.facets;
         relaxed = lex.relaxed;
         fuzzy_words = lex.fuzzy_words;
         let mut seen: HashMap<ArticleId, usize> = HashMap::new();
         for (rank, (score, addr)) in lex.docs.iter().enumerate() {
-            let id = super::article_id(&searcher, *addr);
+            let id = super::lexical::article_id(&searcher, *addr);
             seen.insert(id, cands.len());
             cands.push(Cand {
                 id,
@@ -517,46 +513,52 @@ pub(super) fn related(
         return Err(crate::error::Error::NotFound(format!("article {id}")));
     };
     let limit = limit.clamp(1, super::MAX_LIMIT);
-    let ranked: Vec<(ArticleId, f32)> = match sem
-        .and_then(|s| s.vectors.article_vector(id).map(|v| (s, v)))
-    {
-        Some((sem, v)) => {
-            let req = SearchRequest::default();
-            let mut allowed_ids = allowed(gen, &searcher, principal, &*visible, &req)?
-                .ids()
-                .to_vec();
-            allowed_ids.retain(|&x| x != id);
-            let (found, _) =
-                sem.vectors
-                    .search(&v, &Allowed::from_ids(allowed_ids), limit, sem.params);
-            found
-                .into_iter()
-                .filter(|a| a.similarity >= SIMILARITY_FLOOR)
-                .map(|a| (a.id, a.similarity))
-                .collect()
-        }
-        None => {
-            // Without vectors: the article's title as an any-word query.
-            let doc: tantivy::TantivyDocument = searcher.doc(own_addr)?;
-            let title =
-                tantivy::schema::Value::as_str(&doc.get_first(f.title).expect("title stored"))
-                    .unwrap_or_default()
-                    .to_string();
-            let req = SearchRequest {
-                q: title,
-                limit: limit + 1,
-                match_mode: super::MatchMode::Any,
-                ..Default::default()
-            };
-            let lex = super::lexical_candidates(gen, &searcher, &*visible, &req, limit + 1, &[])?;
-            lex.docs
-                .iter()
-                .map(|(s, a)| (super::article_id(&searcher, *a), s.unwrap_or(0.0)))
-                .filter(|(x, _)| *x != id)
-                .take(limit)
-                .collect()
-        }
-    };
+    let ranked: Vec<(ArticleId, f32)> =
+        match sem.and_then(|s| s.vectors.article_vector(id).map(|v| (s, v))) {
+            Some((sem, v)) => {
+                let req = SearchRequest::default();
+                let mut allowed_ids = allowed(gen, &searcher, principal, &*visible, &req)?
+                    .ids()
+                    .to_vec();
+                allowed_ids.retain(|&x| x != id);
+                let (found, _) =
+                    sem.vectors
+                        .search(&v, &Allowed::from_ids(allowed_ids), limit, sem.params);
+                found
+                    .into_iter()
+                    .filter(|a| a.similarity >= SIMILARITY_FLOOR)
+                    .map(|a| (a.id, a.similarity))
+                    .collect()
+            }
+            None => {
+                // Without vectors: the article's title as an any-word query.
+                let doc: tantivy::TantivyDocument = searcher.doc(own_addr)?;
+                let title =
+                    tantivy::schema::Value::as_str(&doc.get_first(f.title).expect("title stored"))
+                        .unwrap_or_default()
+                        .to_string();
+                let req = SearchRequest {
+                    q: title,
+                    limit: limit + 1,
+                    match_mode: super::MatchMode::Any,
+                    ..Default::default()
+                };
+                let lex = super::lexical::lexical_candidates(
+                    gen,
+                    &searcher,
+                    &*visible,
+                    &req,
+                    limit + 1,
+                    &[],
+                )?;
+                lex.docs
+                    .iter()
+                    .map(|(s, a)| (super::lexical::article_id(&searcher, *a), s.unwrap_or(0.0)))
+                    .filter(|(x, _)| *x != id)
+                    .take(limit)
+                    .collect()
+            }
+        };
     if ranked.is_empty() {
         return Ok(Vec::new());
     }

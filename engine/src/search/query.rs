@@ -382,6 +382,24 @@ fn date_range(
     Box::new(RangeQuery::new(conv(lo), conv(hi)))
 }
 
+/// Identifies what a caller may see: the inputs of the permission clause
+/// (audience terms, owner, reviewer flag). Callers with equal keys see the
+/// same articles, so caches of per-caller results key on it.
+pub(crate) fn caller_key(principal: &Principal) -> String {
+    let mut terms = principal.audience_terms();
+    terms.sort();
+    format!(
+        "aud={};owner={};rev={}",
+        terms.join(","),
+        if principal.is_signed_in() {
+            principal.username.as_str()
+        } else {
+            ""
+        },
+        principal.has(Permission::ArticlePublish)
+    )
+}
+
 /// What the caller can see at all: the permission clause and, without a
 /// status filter, live articles only — as a cached filter (see
 /// [`super::filter`]). Used in every query and to decide typo tolerance.
@@ -395,18 +413,7 @@ pub(crate) fn visibility(
     let mut key = String::new();
     if let Some(p) = permission_clause(f, principal) {
         must.push((Occur::Must, p));
-        let mut terms = principal.audience_terms();
-        terms.sort();
-        key = format!(
-            "aud={};owner={};rev={}",
-            terms.join(","),
-            if principal.is_signed_in() {
-                principal.username.as_str()
-            } else {
-                ""
-            },
-            principal.has(Permission::ArticlePublish)
-        );
+        key = caller_key(principal);
     }
     if !filters.iter().any(|x| matches!(x, Filter::Status(_))) {
         must.push((Occur::Must, live_clause(f)));

@@ -20,6 +20,7 @@
 //! checks the new point; unreachable slots go on an *orphan* list that each
 //! search scans exactly, so no vector is ever lost to the graph.
 
+mod exact;
 mod persist;
 
 use std::collections::HashMap;
@@ -147,31 +148,31 @@ struct Inner {
 }
 
 #[derive(Default)]
-struct Table {
+pub(super) struct Table {
     /// Slot-major vectors.
-    vectors: Vec<f32>,
+    pub(super) vectors: Vec<f32>,
     /// Article of each slot.
-    article: Vec<ArticleId>,
+    pub(super) article: Vec<ArticleId>,
     /// Passage number of each slot.
-    passage: Vec<u32>,
+    pub(super) passage: Vec<u32>,
     /// Whether a slot is live (false: tombstone or not yet in the graph).
-    alive: Vec<bool>,
+    pub(super) alive: Vec<bool>,
     /// Live articles: content hash and slots.
-    articles: HashMap<ArticleId, Entry>,
+    pub(super) articles: HashMap<ArticleId, Entry>,
     /// Live slots the graph cannot reach: scanned exactly by every search.
-    orphans: Vec<u32>,
+    pub(super) orphans: Vec<u32>,
     /// Live slots.
-    live: usize,
+    pub(super) live: usize,
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
-    hash: String,
-    slots: Vec<u32>,
+pub(super) struct Entry {
+    pub(super) hash: String,
+    pub(super) slots: Vec<u32>,
 }
 
 impl Table {
-    fn vector(&self, dim: usize, slot: u32) -> &[f32] {
+    pub(super) fn vector(&self, dim: usize, slot: u32) -> &[f32] {
         let s = slot as usize * dim;
         &self.vectors[s..s + dim]
     }
@@ -429,7 +430,7 @@ impl VectorIndex {
         let allowed_vectors = (allowed.len() as f64 * per_article) as usize;
         let selective = (allowed_vectors as f64) < t.live as f64 * params.exact_fraction;
         if allowed_vectors <= params.exact_below || selective {
-            return (exact(&t, inner.dim, query, allowed, k), Plan::Exact);
+            return (exact::exact(&t, inner.dim, query, allowed, k), Plan::Exact);
         }
         let found = graph(&inner, &t, query, allowed, k, params.ef);
         if found.len() < k {
@@ -441,7 +442,7 @@ impl VectorIndex {
                 .filter(|id| t.articles.contains_key(id))
                 .count();
             if found.len() < k.min(readable) {
-                return (exact(&t, inner.dim, query, allowed, k), Plan::Exact);
+                return (exact::exact(&t, inner.dim, query, allowed, k), Plan::Exact);
             }
         }
         (found, Plan::Graph)
@@ -451,7 +452,7 @@ impl VectorIndex {
     pub fn search_exact(&self, query: &[f32], allowed: &Allowed, k: usize) -> Vec<ArticleScore> {
         let inner = self.inner.load();
         let t = inner.table.read().expect("vector table lock");
-        exact(&t, inner.dim, query, allowed, k)
+        exact::exact(&t, inner.dim, query, allowed, k)
     }
 
     /// Share of live vectors that find themselves among their nearest
@@ -551,7 +552,12 @@ fn kill_article(t: &mut Table, id: ArticleId) {
     }
 }
 
-fn best_passage(t: &Table, dim: usize, query: &[f32], slots: &[u32]) -> Option<ArticleScore> {
+pub(super) fn best_passage(
+    t: &Table,
+    dim: usize,
+    query: &[f32],
+    slots: &[u32],
+) -> Option<ArticleScore> {
     let mut best: Option<ArticleScore> = None;
     for &s in slots {
         let sim = dot(query, t.vector(dim, s));
@@ -567,7 +573,7 @@ fn best_passage(t: &Table, dim: usize, query: &[f32], slots: &[u32]) -> Option<A
 }
 
 /// Keeps the `k` best article scores.
-fn top_k(mut scores: Vec<ArticleScore>, k: usize) -> Vec<ArticleScore> {
+pub(super) fn top_k(mut scores: Vec<ArticleScore>, k: usize) -> Vec<ArticleScore> {
     let by_sim = |a: &ArticleScore, b: &ArticleScore| {
         b.similarity
             .total_cmp(&a.similarity)
@@ -579,122 +585,6 @@ fn top_k(mut scores: Vec<ArticleScore>, k: usize) -> Vec<ArticleScore> {
     }
     scores.sort_unstable_by(by_sim);
     scores
-}
-
-fn exact(t: &Table, dim: usize, query: &[f32], allowed: &Allowed, k: usize) -> Vec<ArticleScore> {
-    if allowed.len() * 32 < t.articles.len() {
-        // A small allowed set: visit its articles' passages (a hash lookup
-        // each; measured slower than streaming every slot above ~3 %).
-        let scores: Vec<ArticleScore> = allowed
-            .ids()
-            .iter()
-            .filter_map(|id| {
-                t.articles
-                    .get(id)
-                    .and_then(|e| best_passage(t, dim, query, &e.slots))
-            })
-            .collect();
-        return top_k(scores, k);
-    }
-    // A broad one: stream over every slot in memory order (contiguous
-    // vectors, no hash lookups), in parallel chunks, keeping the best
-    // slots; then the best passage per article among them. Asking for a
-    // few times k slots leaves room for articles with several good
-    // passages; if they still crowd out k distinct articles, ask for more.
-    let mut want = k * 4;
-    loop {
-        let chunk = 8192;
-        let slots = t.article.len();
-        let (best, truncated): (Vec<(f32, u32)>, bool) = (0..slots.div_ceil(chunk))
-            .into_par_iter()
-            .map(|c| {
-                let mut heap = TopSlots::new(want);
-                let mut seen = 0usize;
-                for s in c * chunk..((c + 1) * chunk).min(slots) {
-                    if t.alive[s] && allowed.contains(t.article[s]) {
-                        seen += 1;
-                        heap.push(dot(query, t.vector(dim, s as u32)), s as u32);
-                    }
-                }
-                (heap.into_vec(), seen > want)
-            })
-            .reduce(
-                || (Vec::new(), false),
-                |mut a, b| {
-                    a.0.extend(b.0);
-                    (a.0, a.1 || b.1)
-                },
-            );
-        let mut per: HashMap<ArticleId, ArticleScore> = HashMap::new();
-        for (sim, s) in &best {
-            let id = t.article[*s as usize];
-            let e = per.entry(id).or_insert(ArticleScore {
-                id,
-                similarity: f32::NEG_INFINITY,
-                passage: 0,
-            });
-            if *sim > e.similarity {
-                e.similarity = *sim;
-                e.passage = t.passage[*s as usize];
-            }
-        }
-        // Enough distinct articles, or every allowed slot was kept.
-        if per.len() >= k || !truncated {
-            return top_k(per.into_values().collect(), k);
-        }
-        want *= 4;
-    }
-}
-
-/// The best `n` (similarity, slot) pairs seen, by a min-heap.
-struct TopSlots {
-    n: usize,
-    heap: std::collections::BinaryHeap<std::cmp::Reverse<(OrdF32, u32)>>,
-}
-
-/// An f32 ordered by `total_cmp`, for the heap.
-#[derive(Clone, Copy)]
-struct OrdF32(f32);
-impl PartialEq for OrdF32 {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-impl Eq for OrdF32 {}
-impl PartialOrd for OrdF32 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for OrdF32 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-impl TopSlots {
-    fn new(n: usize) -> TopSlots {
-        TopSlots {
-            n: n.max(1),
-            heap: std::collections::BinaryHeap::with_capacity(n + 1),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, sim: f32, slot: u32) {
-        if self.heap.len() < self.n {
-            self.heap.push(std::cmp::Reverse((OrdF32(sim), slot)));
-        } else if let Some(min) = self.heap.peek() {
-            if sim > min.0 .0 .0 {
-                self.heap.pop();
-                self.heap.push(std::cmp::Reverse((OrdF32(sim), slot)));
-            }
-        }
-    }
-
-    fn into_vec(self) -> Vec<(f32, u32)> {
-        self.heap.into_iter().map(|r| (r.0 .0 .0, r.0 .1)).collect()
-    }
 }
 
 fn graph(
