@@ -39,7 +39,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
         notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
-        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::list, users::create, users::set_roles, users::create_token, users::reindex,
+        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::preferences, users::set_preferences, users::list, users::create, users::set_roles, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -149,6 +149,10 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/v1/rules/{category}/history", get(rules::history))
         .route("/v1/audit", get(audit::list))
         .route("/v1/me", get(users::me))
+        .route(
+            "/v1/me/preferences",
+            get(users::preferences).put(users::set_preferences),
+        )
         .route(
             "/v1/session",
             post(session::sign_in)

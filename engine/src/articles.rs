@@ -9,7 +9,10 @@ use utoipa::ToSchema;
 
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
-use crate::model::{Article, ArticleDraft, ArticlePatch, ArticleVersion, NewArticle, Status};
+use crate::model::sections::{self, Visibility};
+use crate::model::{
+    Article, ArticleDraft, ArticlePatch, ArticleVersion, Level, NewArticle, SectionInfo, Status,
+};
 use crate::store::Store;
 
 /// Looks an article up by numeric id or slug.
@@ -20,13 +23,65 @@ async fn find(store: &Store, key: &str) -> Result<Option<Article>> {
     }
 }
 
-/// An article the caller may read. Articles they may not read are reported
-/// as missing, so their existence does not leak.
-pub async fn get(store: &Store, p: &Principal, key: &str) -> Result<Article> {
+/// An article the caller may read, with every section: for the engine's
+/// own edits. What goes back to the caller passes through
+/// [`sections::view_of`]. Articles they may not read are reported as
+/// missing, so their existence does not leak.
+pub async fn readable(store: &Store, p: &Principal, key: &str) -> Result<Article> {
     match find(store, key).await? {
         Some(a) if p.can_read(&a) => Ok(a),
         _ => Err(Error::NotFound(format!("article {key}"))),
     }
+}
+
+/// An article as the caller may see it (sections hidden from them removed).
+pub async fn get(store: &Store, p: &Principal, key: &str) -> Result<Article> {
+    Ok(sections::view_of(p, &readable(store, p, key).await?))
+}
+
+/// An article as a reader gets it: the sections they may see, in a level.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ArticleView {
+    /// The article (at the summary level, `body` is empty).
+    #[serde(flatten)]
+    pub article: Article,
+    /// The level served: asked for, else the reader's preference, else the
+    /// default for their roles.
+    pub level: Level,
+    /// The sections shown, in order (summary first).
+    pub sections: Vec<SectionInfo>,
+}
+
+/// Reads an article in a level: `level`, else the reader's saved
+/// preference, else the default for their roles.
+pub async fn read(
+    store: &Store,
+    p: &Principal,
+    key: &str,
+    level: Option<Level>,
+) -> Result<ArticleView> {
+    let a = readable(store, p, key).await?;
+    let level = match (level, p.user_id) {
+        (Some(l), _) => l,
+        (None, Some(id)) => match store.get_preferences(id).await?.level {
+            Some(l) => l,
+            None => Level::default_for(p),
+        },
+        (None, None) => Level::default_for(p),
+    };
+    let v = Visibility::of(p, &a.owner);
+    let mut infos = sections::infos("summary", &a.summary, &v);
+    let mut article = sections::view_of(p, &a);
+    if level == Level::Detailed {
+        infos.extend(sections::infos("body", &a.body, &v));
+    } else {
+        article.body.clear();
+    }
+    Ok(ArticleView {
+        article,
+        level,
+        sections: infos,
+    })
 }
 
 /// Articles related to the one at `key` that the caller may read (nearest
@@ -39,11 +94,17 @@ pub async fn related(
     key: &str,
     limit: usize,
 ) -> Result<Vec<crate::search::Hit>> {
-    let a = get(store, p, key).await?;
+    let a = readable(store, p, key).await?;
     let (index, p) = (index.clone(), p.clone());
-    tokio::task::spawn_blocking(move || index.related(&p, a.id, limit))
+    let found = tokio::task::spawn_blocking(move || index.related(&p, a.id, limit))
         .await
-        .map_err(|e| Error::Unavailable(format!("related-articles task failed: {e}")))?
+        .map_err(|e| Error::Unavailable(format!("related-articles task failed: {e}")))?;
+    match found {
+        // Readable in the store but not indexed yet (the index follows the
+        // store a moment later): nothing related to show yet.
+        Err(Error::NotFound(_)) => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 /// Statuses an author may set without the publish permission: only draft
@@ -59,7 +120,7 @@ pub async fn create(store: &Store, p: &Principal, input: NewArticle) -> Result<A
     if !author_may_set(draft.status) && !p.has(Permission::ArticlePublish) {
         return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
     }
-    store.create_article(p, draft).await
+    Ok(sections::view_of(p, &store.create_article(p, draft).await?))
 }
 
 /// Applies a partial update as a new version.
@@ -69,10 +130,11 @@ pub async fn update(
     key: &str,
     patch: ArticlePatch,
 ) -> Result<Article> {
-    let current = get(store, p, key).await?;
+    let current = readable(store, p, key).await?;
     if !p.can_edit(&current) {
         return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
     }
+    let patch = keep_hidden_sections(p, &current.owner, &current.summary, &current.body, patch)?;
     // A live article changes content only through a reviewed draft; admins
     // (migrations, corrections) and status changes by publishers (retire,
     // needs update) are direct.
@@ -97,21 +159,51 @@ pub async fn update(
         return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
     }
     if draft == ArticleDraft::from_article(&current) {
-        return Ok(current);
+        return Ok(sections::view_of(p, &current));
     }
-    store.update_article(p, current.id, draft, expected).await
+    let updated = store.update_article(p, current.id, draft, expected).await?;
+    Ok(sections::view_of(p, &updated))
+}
+
+/// Puts back, into a patch's summary and body, the sections the editor
+/// cannot see (they edited text without them), and refuses sections the
+/// editor could not read themselves.
+pub(crate) fn keep_hidden_sections(
+    p: &Principal,
+    owner: &str,
+    old_summary: &str,
+    old_body: &str,
+    mut patch: ArticlePatch,
+) -> Result<ArticlePatch> {
+    let v = Visibility::of(p, owner);
+    if let Some(s) = patch.summary.take() {
+        patch.summary = Some(sections::merge_hidden("summary", old_summary, &s, &v)?);
+    }
+    if let Some(b) = patch.body.take() {
+        patch.body = Some(sections::merge_hidden("body", old_body, &b, &v)?);
+    }
+    Ok(patch)
 }
 
 /// Deletes an article.
 pub async fn delete(store: &Store, p: &Principal, key: &str) -> Result<()> {
-    let a = get(store, p, key).await?;
+    let a = readable(store, p, key).await?;
     store.delete_article(p, a.id).await
 }
 
 /// Version history of an article the caller may read.
+/// Sections hidden from the caller are removed from every version.
 pub async fn versions(store: &Store, p: &Principal, key: &str) -> Result<Vec<ArticleVersion>> {
-    let a = get(store, p, key).await?;
-    store.list_versions(a.id).await
+    let a = readable(store, p, key).await?;
+    let v = Visibility::of(p, &a.owner);
+    let mut versions = store.list_versions(a.id).await?;
+    if !matches!(v, Visibility::All) {
+        for ver in &mut versions {
+            ver.summary = sections::visible_text(&ver.summary, &v);
+            ver.body = sections::visible_text(&ver.body, &v);
+        }
+    }
+    Ok(versions)
 }
 
 /// A readable difference between two versions of an article.
@@ -181,7 +273,7 @@ pub async fn diff(
 /// Writes a new version whose content is that of version `version` (history
 /// is never rewritten). The status stays as it is now.
 pub async fn revert(store: &Store, p: &Principal, key: &str, version: i32) -> Result<Article> {
-    let current = get(store, p, key).await?;
+    let current = readable(store, p, key).await?;
     if !p.can_edit(&current) {
         return Err(Error::Forbidden(Permission::ArticlePublish.as_str()));
     }
@@ -200,7 +292,8 @@ pub async fn revert(store: &Store, p: &Principal, key: &str, version: i32) -> Re
     draft.category = old.category;
     draft.tags = old.tags;
     draft.audience = old.audience;
-    store
+    let reverted = store
         .update_article(p, current.id, draft, Some(current.version))
-        .await
+        .await?;
+    Ok(sections::view_of(p, &reverted))
 }

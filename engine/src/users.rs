@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{new_token, Permission, Principal, ROLE_PERMISSIONS};
 use crate::error::{Error, Result};
-use crate::model::User;
+use crate::model::{Level, Preferences, User};
 use crate::store::Store;
 
 /// Input for creating a user.
@@ -43,6 +43,40 @@ pub struct Me {
     pub roles: Vec<String>,
     /// Permissions granted by the role table.
     pub permissions: Vec<&'static str>,
+}
+
+/// A user's reader preferences and what they amount to.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreferencesView {
+    /// What the user chose.
+    #[serde(flatten)]
+    pub chosen: Preferences,
+    /// The level articles open in for them (their choice, else the
+    /// default for their roles).
+    pub effective_level: Level,
+}
+
+fn signed_in_user(p: &Principal) -> Result<i64> {
+    p.user_id.ok_or(Error::Unauthenticated)
+}
+
+/// The caller's reader preferences (signed-in users only).
+pub async fn preferences(store: &Store, p: &Principal) -> Result<PreferencesView> {
+    let chosen = store.get_preferences(signed_in_user(p)?).await?;
+    Ok(PreferencesView {
+        effective_level: chosen.level.unwrap_or_else(|| Level::default_for(p)),
+        chosen,
+    })
+}
+
+/// Saves the caller's reader preferences.
+pub async fn set_preferences(
+    store: &Store,
+    p: &Principal,
+    prefs: Preferences,
+) -> Result<PreferencesView> {
+    store.put_preferences(p, signed_in_user(p)?, &prefs).await?;
+    preferences(store, p).await
 }
 
 /// Describes the caller.

@@ -14,6 +14,7 @@ use chrono::{Duration, Utc};
 use crate::articles;
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
+use crate::model::sections::{self, Visibility};
 use crate::model::{Article, ArticleDraft, ArticlePatch, Decision, Task, WorkingCopy};
 use crate::notify;
 use crate::rules;
@@ -46,7 +47,7 @@ pub async fn save_draft(
     key: &str,
     patch: ArticlePatch,
 ) -> Result<WorkingCopy> {
-    let current = articles::get(store, p, key).await?;
+    let current = articles::readable(store, p, key).await?;
     if !current.status.is_live() {
         return Err(Error::invalid(
             "status",
@@ -76,21 +77,34 @@ pub async fn save_draft(
         Some(wc) => draft_of(wc, &current.slug, current.status),
         None => ArticleDraft::from_article(&current),
     };
+    let patch =
+        articles::keep_hidden_sections(p, &current.owner, &base.summary, &base.body, patch)?;
     let draft = base.apply(patch)?;
-    store.save_working_copy(p, current.id, draft).await
+    let saved = store.save_working_copy(p, current.id, draft).await?;
+    Ok(copy_view(p, &current.owner, saved))
+}
+
+/// A working copy as `p` may see it (hidden sections removed).
+fn copy_view(p: &Principal, owner: &str, mut wc: WorkingCopy) -> WorkingCopy {
+    let v = Visibility::of(p, owner);
+    if !matches!(v, Visibility::All) {
+        wc.summary = sections::visible_text(&wc.summary, &v);
+        wc.body = sections::visible_text(&wc.body, &v);
+    }
+    wc
 }
 
 /// The working copy of an article, for its author, the article's owner and
 /// publishers; others are told there is none.
 pub async fn get_draft(store: &Store, p: &Principal, key: &str) -> Result<WorkingCopy> {
-    let current = articles::get(store, p, key).await?;
+    let current = articles::readable(store, p, key).await?;
     match store.get_working_copy(current.id).await? {
         Some(wc)
             if wc.author == p.username
                 || current.owner == p.username
                 || p.has(Permission::ArticlePublish) =>
         {
-            Ok(wc)
+            Ok(copy_view(p, &current.owner, wc))
         }
         _ => Err(Error::NotFound(format!("draft of article {key}"))),
     }
@@ -99,7 +113,7 @@ pub async fn get_draft(store: &Store, p: &Principal, key: &str) -> Result<Workin
 /// Submits the article's draft (its working copy, or the article itself
 /// when it has never been published) for review.
 pub async fn submit(store: &Store, p: &Principal, key: &str) -> Result<Task> {
-    let current = articles::get(store, p, key).await?;
+    let current = articles::readable(store, p, key).await?;
     let wc = store.get_working_copy(current.id).await?;
     let submitter_ok = current.owner == p.username
         || wc.as_ref().is_some_and(|w| w.author == p.username)
@@ -150,7 +164,7 @@ pub async fn decide(
             "say why, so the author knows what to fix",
         ));
     }
-    let current = articles::get(store, p, key).await?;
+    let current = articles::readable(store, p, key).await?;
     let submitter = match store.get_working_copy(current.id).await? {
         Some(wc) => wc.author,
         None => current.owner.clone(),
@@ -170,7 +184,7 @@ pub async fn decide(
         .decide_review(p, current.id, decision, note.as_deref(), next_review)
         .await?;
     notify::decided(store, &decided, &submitter, decision, note.as_deref()).await;
-    Ok(decided)
+    Ok(sections::view_of(p, &decided))
 }
 
 /// Open tasks for the caller: those of their roles and their own; admins

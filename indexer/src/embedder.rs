@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::embed::{self, Embedder, QueryEmbedder};
+use engine::model::sections::{self, Visibility};
 use engine::model::{Article, ArticleId};
 use engine::search::{SearchIndex, Semantic};
 use engine::store::{Store, StoredEmbedding};
@@ -278,7 +279,14 @@ struct Job {
 }
 
 fn job(a: &Article) -> Job {
-    let passages = embed::passages(&a.title, &a.summary, &a.body);
+    // Vectors serve every reader alike, so they hold only what every
+    // reader of the article sees: restricted sections are left out.
+    let open = Visibility::Unrestricted;
+    let passages = embed::passages(
+        &a.title,
+        &sections::indexable_text(&a.summary, &open),
+        &sections::indexable_text(&a.body, &open),
+    );
     Job {
         id: a.id,
         hash: embed::content_hash(&passages),

@@ -3,8 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use engine::articles::ArticleView;
 use engine::auth::Permission;
-use engine::model::{Article, ArticlePatch, ArticleVersion, NewArticle};
+use engine::model::{Article, ArticlePatch, ArticleVersion, Level, NewArticle};
 use engine::search::{SearchResults, Sort};
 
 use crate::error::ApiResult;
@@ -44,18 +45,28 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(a)))
 }
 
-/// Read an article by id or slug.
+/// Read an article by id or slug: the sections the caller may see, in a
+/// level (`summary` leaves the body out).
 #[utoipa::path(get, path = "/v1/articles/{id}", tag = "articles",
-    params(("id" = String, Path, description = "numeric id or slug")),
-    responses((status = 200, body = Article), (status = 404, body = crate::error::Problem)),
+    params(("id" = String, Path, description = "numeric id or slug"),
+        ("level" = Option<String>, Query, description = "summary or detailed; default: the reader's preference, else summary for reviewers and admins and detailed for everyone else")),
+    responses((status = 200, body = ArticleView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security((), ("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Article>> {
+    params: Params,
+) -> ApiResult<Json<ArticleView>> {
     p.require(Permission::ArticleRead)?;
-    Ok(Json(engine::articles::get(&s.store, &p, &id).await?))
+    params.only(&["level"])?;
+    let level = params
+        .get("level")
+        .map(|l| Level::parse("level", l))
+        .transpose()?;
+    Ok(Json(
+        engine::articles::read(&s.store, &p, &id, level).await?,
+    ))
 }
 
 /// Update an article: fields present replace the stored ones; a new

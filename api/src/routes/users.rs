@@ -4,8 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use engine::auth::Permission;
+use engine::model::Preferences;
 use engine::model::User;
-use engine::users::{IssuedToken, Me, NewUser};
+use engine::users::{IssuedToken, Me, NewUser, PreferencesView};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -18,6 +19,31 @@ use crate::state::AppState;
     responses((status = 200, body = Me)), security((), ("bearer" = [])))]
 pub async fn me(Auth(p): Auth) -> Json<Me> {
     Json(engine::users::me(&p))
+}
+
+/// The caller's reader preferences (the level articles open in).
+#[utoipa::path(get, path = "/v1/me/preferences", tag = "users",
+    responses((status = 200, body = PreferencesView), (status = 401, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn preferences(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<PreferencesView>> {
+    Ok(Json(engine::users::preferences(&s.store, &p).await?))
+}
+
+/// Saves the caller's reader preferences.
+#[utoipa::path(put, path = "/v1/me/preferences", tag = "users", request_body = Preferences,
+    responses((status = 200, body = PreferencesView), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_preferences(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(prefs): ApiJson<Preferences>,
+) -> ApiResult<Json<PreferencesView>> {
+    Ok(Json(
+        engine::users::set_preferences(&s.store, &p, prefs).await?,
+    ))
 }
 
 /// Every user.

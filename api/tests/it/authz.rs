@@ -17,7 +17,23 @@ struct Case {
     body: Option<Value>,
     /// Callers allowed (the rest are refused).
     allowed: &'static [&'static str],
+    /// Refused callers who get 404 rather than 401/403: the target is not
+    /// theirs to read, so its existence does not leak.
+    not_found: &'static [&'static str],
+    /// Fixture the call needs beyond the common one.
+    setup: Setup,
     writes: bool,
+}
+
+/// Extra fixtures: the article `review-me`, by alice.
+#[derive(Clone, Copy, PartialEq)]
+enum Setup {
+    /// None.
+    Plain,
+    /// `review-me` is alice's draft.
+    Draft,
+    /// `review-me` is alice's submission, in review.
+    InReview,
 }
 
 fn cases() -> Vec<Case> {
@@ -30,6 +46,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/search?q=levy",
             body: None,
             allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -37,6 +55,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles",
             body: None,
             allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -44,6 +64,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles/public-levy",
             body: None,
             allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -51,6 +73,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles/public-levy/versions",
             body: None,
             allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -58,6 +82,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/me",
             body: None,
             allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -65,6 +91,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles",
             body: Some(json!({"title": "New draft", "category": "audits", "status": "draft"})),
             allowed: writers,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         // A status change on an admin-owned article: publishers only.
@@ -73,6 +101,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles/public-levy",
             body: Some(json!({"status": "needs_update"})),
             allowed: &["rex", "admin"],
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         // Proposing changes to a live article: anyone who writes.
@@ -81,6 +111,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles/public-levy/draft",
             body: Some(json!({"summary": "- proposal"})),
             allowed: writers,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -88,6 +120,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/users/vera/password",
             body: Some(json!({"password": "a long enough password"})),
             allowed: &["admin", "vera"],
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -95,6 +129,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/notifications",
             body: None,
             allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -102,6 +138,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/rules",
             body: None,
             allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -109,6 +147,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/rules/collections",
             body: Some(json!({"mandatory_fields": ["tags"]})),
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -116,6 +156,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/rules/collections/history",
             body: None,
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -123,6 +165,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/tasks",
             body: None,
             allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -130,6 +174,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles/doomed",
             body: None,
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -137,6 +183,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles/public-levy/diff?from=1&to=1",
             body: None,
             allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -144,6 +192,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/articles/public-levy/revert",
             body: Some(json!({"version": 1})),
             allowed: &["rex", "admin"],
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -151,6 +201,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/audit",
             body: None,
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -158,6 +210,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/users",
             body: None,
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: false,
         },
         Case {
@@ -165,6 +219,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/users",
             body: Some(json!({"username": "newbie", "roles": ["viewer"]})),
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -172,6 +228,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/users/vera/roles",
             body: Some(json!({"roles": ["viewer", "auditor"]})),
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -179,6 +237,100 @@ fn cases() -> Vec<Case> {
             path: "/v1/users/vera/tokens",
             body: Some(json!({"name": "by someone else"})),
             allowed: &["admin", "vera"],
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/review-me/submit",
+            body: None,
+            allowed: &["alice", "admin"],
+            // Publishers see drafts only once they are submitted.
+            not_found: &["rex"],
+            setup: Setup::Draft,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/review-me/approve",
+            body: Some(json!({})),
+            allowed: &["rex", "admin"],
+            not_found: &[],
+            setup: Setup::InReview,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/review-me/reject",
+            body: Some(json!({"note": "cite the statute"})),
+            allowed: &["rex", "admin"],
+            not_found: &[],
+            setup: Setup::InReview,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/public-levy/draft",
+            body: None,
+            // No working copy exists: writers are told so (404) below.
+            allowed: &[],
+            not_found: &["alice", "rex", "admin"],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/suggest?q=lev",
+            body: None,
+            allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/public-levy/related",
+            body: None,
+            allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/rules/collections",
+            body: None,
+            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/notifications/read",
+            body: Some(json!({})),
+            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/me/preferences",
+            body: None,
+            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::PUT,
+            path: "/v1/me/preferences",
+            body: Some(json!({"level": "summary"})),
+            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
         Case {
@@ -186,6 +338,8 @@ fn cases() -> Vec<Case> {
             path: "/v1/admin/reindex",
             body: None,
             allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
             writes: true,
         },
     ]
@@ -237,6 +391,27 @@ async fn every_endpoint_against_every_role() {
                 .send()
                 .await
                 .unwrap();
+            if case.setup != Setup::Plain {
+                s.req(Method::DELETE, "/v1/articles/review-me", admin)
+                    .send()
+                    .await
+                    .unwrap();
+                let r = s
+                    .req(Method::POST, "/v1/articles", Some("alice"))
+                    .json(&json!({"slug": "review-me", "title": "Review me", "category": "audits", "summary": "- a summary", "body": "Steps.", "tags": ["levy"]}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+                if case.setup == Setup::InReview {
+                    let r = s
+                        .req(Method::POST, "/v1/articles/review-me/submit", Some("alice"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+                }
+            }
             let _ =
                 s.ts.store
                     .set_roles(
@@ -258,7 +433,13 @@ async fn every_endpoint_against_every_role() {
             if case.allowed.contains(&caller) {
                 assert!((200..300).contains(&code), "should be allowed: {what}");
             } else {
-                let want = if caller == "anonymous" { 401 } else { 403 };
+                let want = if case.not_found.contains(&caller) {
+                    404
+                } else if caller == "anonymous" {
+                    401
+                } else {
+                    403
+                };
                 assert_eq!(code, want, "should be refused: {what}");
                 assert_eq!(body["status"], want, "{what}");
                 if case.writes {

@@ -7,6 +7,7 @@ mod cli;
 mod harness;
 mod http;
 mod import;
+mod leak;
 mod metrics;
 mod semantic;
 mod session;

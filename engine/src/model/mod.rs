@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
 
+pub mod sections;
 mod workflow;
+pub use sections::{Level, SectionInfo};
 pub use workflow::{
     CategoryRule, Decision, EscalationStep, Notification, RuleSpec, Task, TaskKind, TaskStatus,
     WorkingCopy,
@@ -357,7 +359,7 @@ impl ArticleDraft {
                 format!("must be at most {} bytes", limits::BODY),
             ));
         }
-        Ok(())
+        sections::check_article(&self.summary, &self.body)
     }
 }
 
@@ -492,6 +494,16 @@ pub struct User {
     pub roles: Vec<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+/// A user's reader preferences.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// The level articles open in; `null` means the default for the
+    /// user's roles (summary for reviewers and admins, else detailed).
+    #[serde(default)]
+    pub level: Option<Level>,
 }
 
 /// One audit-trail row.

@@ -17,6 +17,7 @@ mod lexical;
 mod query;
 mod request;
 mod schema;
+mod sections;
 mod suggest;
 mod writer;
 
@@ -411,7 +412,9 @@ impl SearchIndex {
                 }
             }
         }
+        // An article with restricted sections has several documents.
         out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 

@@ -339,13 +339,15 @@ pub(crate) fn build_text_query(
     }
 }
 
-/// The permission clause: what this principal may see. `None` for admins.
+/// The permission clause: what this principal may see, and which of an
+/// article's section views (see [`super::sections`]).
 /// Mirrors [`Principal::can_read`]: the audience must admit the caller, and
 /// the article must be live, owned by the caller, or in review for a
 /// reviewer.
 pub(crate) fn permission_clause(f: &Fields, p: &Principal) -> Option<Box<dyn Query>> {
     if p.is_admin() {
-        return None;
+        // Admins read everything, through the complete view of each article.
+        return Some(super::sections::clause(f, p));
     }
     let terms = p.audience_terms();
     let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
@@ -366,6 +368,7 @@ pub(crate) fn permission_clause(f: &Fields, p: &Principal) -> Option<Box<dyn Que
     Some(Box::new(BooleanQuery::new(vec![
         (Occur::Must, audience),
         (Occur::Must, Box::new(BooleanQuery::new(visible))),
+        (Occur::Must, super::sections::clause(f, p)),
     ])))
 }
 

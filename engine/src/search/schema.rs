@@ -11,6 +11,7 @@ use tantivy::tokenizer::{
 use tantivy::{DateTime, Index, TantivyDocument};
 
 use crate::auth::audience_terms_of;
+use crate::model::sections::{self, Visibility};
 use crate::model::Article;
 
 /// Name under which the analyzer is registered.
@@ -21,7 +22,7 @@ pub const PREFIX_ANALYZER: &str = "kmt_prefix";
 
 /// Bumped whenever the schema or analyzers change; an index with another
 /// version is rebuilt at start-up.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Handles to every field.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,13 @@ pub struct Fields {
     /// Article version (fast, stored: lets tests and `kmt reindex --check`
     /// compare the index with the store article for article).
     pub version: Field,
+    /// Audience keys of the restricted sections this document shows (see
+    /// [`to_documents`]).
+    pub sec_show: Field,
+    /// Roles of the restricted sections this document hides.
+    pub sec_hide: Field,
+    /// `1` on documents that hide at least one section.
+    pub sec_partial: Field,
 }
 
 /// Builds the schema.
@@ -108,6 +116,9 @@ pub fn build_schema() -> (Schema, Fields) {
         title_prefix: b.add_text_field("title_prefix", prefix.clone()),
         words: b.add_text_field("words", prefix.clone()),
         version: b.add_u64_field("version", FAST | STORED),
+        sec_show: b.add_text_field("sec_show", STRING),
+        sec_hide: b.add_text_field("sec_hide", STRING),
+        sec_partial: b.add_text_field("sec_partial", STRING),
     };
     (b.build(), fields)
 }
@@ -148,15 +159,61 @@ pub fn to_tantivy_date(t: chrono::DateTime<chrono::Utc>) -> DateTime {
     DateTime::from_timestamp_secs(t.timestamp())
 }
 
-/// Maps an article to its index document.
-pub fn to_document(f: &Fields, a: &Article) -> TantivyDocument {
+/// Maps an article to its index documents: one per combination of its
+/// restricted sections' audiences (see [`crate::model::sections`]), each
+/// holding only the words of the sections shown in it.
+///
+/// Every reader sees exactly one of them: the document whose shown
+/// audiences they all hold and whose hidden ones they all lack (the search
+/// clause in `query::permission_clause`). So a section's words are found
+/// only by those allowed to see it, with hits, totals and facets still
+/// counting each article once. An article without restricted sections has
+/// one document.
+pub fn to_documents(f: &Fields, a: &Article) -> Vec<TantivyDocument> {
+    let keys = sections::restricted_keys(&a.summary, &a.body);
+    let full = (1usize << keys.len()) - 1;
+    (0..=full)
+        .map(|mask| {
+            let shown: Vec<&String> = keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, k)| k)
+                .collect();
+            let v = Visibility::Keys(shown.iter().map(|k| k.to_string()).collect());
+            let mut d = document(
+                f,
+                a,
+                &sections::indexable_text(&a.summary, &v),
+                &sections::indexable_text(&a.body, &v),
+            );
+            for k in &shown {
+                d.add_text(f.sec_show, k);
+            }
+            for (i, k) in keys.iter().enumerate() {
+                if mask & (1 << i) == 0 {
+                    for role in k.split(',') {
+                        d.add_text(f.sec_hide, role);
+                    }
+                }
+            }
+            if mask != full {
+                d.add_text(f.sec_partial, "1");
+            }
+            d
+        })
+        .collect()
+}
+
+/// One index document with the given (already filtered) summary and body.
+fn document(f: &Fields, a: &Article, summary: &str, body: &str) -> TantivyDocument {
     let mut d = TantivyDocument::default();
     d.add_u64(f.id, a.id as u64);
     d.add_text(f.slug, &a.slug);
     d.add_text(f.title, &a.title);
-    d.add_text(f.summary, &a.summary);
-    d.add_text(f.body, &a.body);
-    for text in [&a.title, &a.summary, &a.body] {
+    d.add_text(f.summary, summary);
+    d.add_text(f.body, body);
+    for text in [a.title.as_str(), summary, body] {
         d.add_text(f.all, text);
     }
     d.add_text(f.category, &a.category);
@@ -174,7 +231,7 @@ pub fn to_document(f: &Fields, a: &Article) -> TantivyDocument {
     }
     d.add_text(f.title_sort, a.title.to_lowercase());
     d.add_text(f.title_prefix, &a.title);
-    for text in [&a.title, &a.summary, &a.body] {
+    for text in [a.title.as_str(), summary, body] {
         d.add_text(f.words, text);
     }
     d.add_u64(f.version, a.version.max(0) as u64);

@@ -17,16 +17,18 @@ pub struct IndexUpdater {
 }
 
 impl IndexUpdater {
-    /// Replaces (or adds) an article's document.
+    /// Replaces (or adds) an article's documents.
     pub fn upsert(&mut self, a: &Article) -> Result<()> {
         let f = &self.gen.fields;
         self.writer
             .delete_term(Term::from_field_u64(f.id, a.id as u64));
-        self.writer.add_document(schema::to_document(f, a))?;
+        for doc in schema::to_documents(f, a) {
+            self.writer.add_document(doc)?;
+        }
         Ok(())
     }
 
-    /// Removes an article's document (no-op when absent).
+    /// Removes an article's documents (no-op when absent).
     pub fn delete(&mut self, id: ArticleId) {
         self.writer
             .delete_term(Term::from_field_u64(self.gen.fields.id, id as u64));

@@ -24,7 +24,7 @@ use crate::auth::Principal;
 use crate::error::Result;
 use crate::model::{
     Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, CategoryRule, Change, Decision,
-    Notification, RuleSpec, Task, User, WorkingCopy,
+    Notification, Preferences, RuleSpec, Task, User, WorkingCopy,
 };
 
 pub use postgres::PgStore;
@@ -406,6 +406,21 @@ impl Store {
     /// as `session.delete` when one was deleted.
     pub async fn delete_session(&self, actor: &Principal, id_hash: &str) -> Result<()> {
         dispatch!(self, s => s.delete_session(actor, id_hash).await)
+    }
+
+    /// A user's reader preferences (defaults when they chose nothing).
+    pub async fn get_preferences(&self, user_id: i64) -> Result<Preferences> {
+        dispatch!(self, s => s.get_preferences(user_id).await)
+    }
+
+    /// Saves a user's reader preferences (audited as `user.preferences`).
+    pub async fn put_preferences(
+        &self,
+        actor: &Principal,
+        user_id: i64,
+        prefs: &Preferences,
+    ) -> Result<()> {
+        dispatch!(self, s => s.put_preferences(actor, user_id, prefs).await)
     }
 
     /// Appends one audit row for an event that changes nothing else (a

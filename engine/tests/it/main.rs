@@ -4,6 +4,7 @@
 mod common;
 mod embed;
 mod search;
+mod sections;
 mod semantic;
 mod store_accounts;
 mod store_articles;
