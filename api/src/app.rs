@@ -39,7 +39,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
         notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
-        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::preferences, users::set_preferences, users::list, users::create, users::set_roles, users::create_token, users::reindex,
+        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -161,6 +161,7 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         )
         .route("/v1/users/{username}/password", put(session::set_password))
         .route("/v1/users", get(users::list).post(users::create))
+        .route("/v1/roles", get(users::roles).post(users::create_group))
         .route("/v1/users/{username}/roles", put(users::set_roles))
         .route("/v1/users/{username}/tokens", post(users::create_token))
         .route("/v1/admin/reindex", post(users::reindex))

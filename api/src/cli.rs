@@ -98,6 +98,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// List roles and manage custom groups.
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -141,6 +144,22 @@ pub enum UserCommand {
         /// Roles and groups.
         #[arg(long = "role", value_delimiter = ',', required = true)]
         roles: Vec<String>,
+    },
+}
+
+/// `kmt role ...`
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// List built-in roles (with their permissions) and custom groups,
+    /// with their members.
+    List,
+    /// Define a custom group (users then hold it like a role).
+    AddGroup {
+        /// Group name (a-z 0-9 - _).
+        name: String,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
     },
 }
 
@@ -295,6 +314,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::SetRoles { name, roles }) => {
             let u = store.set_roles(&system, &name, &roles).await?;
             println!("user {} now has roles {}", u.username, u.roles.join(","));
+            Ok(())
+        }
+        Command::Role(RoleCommand::List) => {
+            for r in engine::users::roles(&store).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r.name,
+                    r.kind,
+                    r.permissions.join(","),
+                    r.members.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::Role(RoleCommand::AddGroup { name, description }) => {
+            let input = engine::users::NewGroup { name, description };
+            let g = engine::users::create_group(&store, &system, input).await?;
+            println!("group {} defined", g.name);
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => {

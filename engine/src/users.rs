@@ -45,6 +45,107 @@ pub struct Me {
     pub permissions: Vec<&'static str>,
 }
 
+/// A built-in role or a custom group, with what it grants and who holds it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoleInfo {
+    /// Name users hold.
+    pub name: String,
+    /// `role` (built in, grants permissions) or `group` (custom, widens
+    /// audiences only).
+    pub kind: &'static str,
+    /// What it is for.
+    pub description: String,
+    /// Permissions the role table grants (none for groups).
+    pub permissions: Vec<&'static str>,
+    /// Usernames holding it.
+    pub members: Vec<String>,
+}
+
+/// Input for defining a custom group.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    /// Name (1–64 of a-z 0-9 - _), not a built-in role.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Every built-in role and custom group (defined ones and those only held
+/// by users) with their permissions and members.
+pub async fn roles(store: &Store) -> Result<Vec<RoleInfo>> {
+    let users = store.list_users().await?;
+    let members = |name: &str| -> Vec<String> {
+        users
+            .iter()
+            .filter(|u| u.roles.iter().any(|r| r == name))
+            .map(|u| u.username.clone())
+            .collect()
+    };
+    let mut out: Vec<RoleInfo> = ROLE_PERMISSIONS
+        .iter()
+        .map(|(name, perms)| RoleInfo {
+            name: name.to_string(),
+            kind: "role",
+            description: String::new(),
+            permissions: perms.iter().map(|p| p.as_str()).collect(),
+            members: members(name),
+        })
+        .collect();
+    let mut groups: std::collections::BTreeMap<String, String> = store
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|g| (g.name, g.description))
+        .collect();
+    for u in &users {
+        for r in &u.roles {
+            if !crate::auth::roles::BUILT_IN.contains(&r.as_str()) {
+                groups.entry(r.clone()).or_default();
+            }
+        }
+    }
+    out.extend(groups.into_iter().map(|(name, description)| RoleInfo {
+        members: members(&name),
+        name,
+        kind: "group",
+        description,
+        permissions: Vec::new(),
+    }));
+    Ok(out)
+}
+
+/// Defines a custom group.
+pub async fn create_group(store: &Store, p: &Principal, g: NewGroup) -> Result<RoleInfo> {
+    let name = g.name.trim().to_lowercase();
+    crate::model::validate_name("name", &name)?;
+    if crate::auth::roles::BUILT_IN.contains(&name.as_str()) || name == crate::model::PUBLIC {
+        return Err(Error::invalid(
+            "name",
+            format!("{name:?} is a built-in role"),
+        ));
+    }
+    if g.description.len() > 2000 {
+        return Err(Error::invalid("description", "must be at most 2000 bytes"));
+    }
+    let created = store.create_group(p, &name, g.description.trim()).await?;
+    let members = store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.roles.contains(&created.name))
+        .map(|u| u.username)
+        .collect();
+    Ok(RoleInfo {
+        name: created.name,
+        kind: "group",
+        description: created.description,
+        permissions: Vec::new(),
+        members,
+    })
+}
+
 /// A user's reader preferences and what they amount to.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PreferencesView {

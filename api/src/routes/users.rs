@@ -6,7 +6,7 @@ use axum::Json;
 use engine::auth::Permission;
 use engine::model::Preferences;
 use engine::model::User;
-use engine::users::{IssuedToken, Me, NewUser, PreferencesView};
+use engine::users::{IssuedToken, Me, NewGroup, NewUser, PreferencesView, RoleInfo};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -44,6 +44,30 @@ pub async fn set_preferences(
     Ok(Json(
         engine::users::set_preferences(&s.store, &p, prefs).await?,
     ))
+}
+
+/// Built-in roles (with the permissions the role table grants) and custom
+/// groups, with their members.
+#[utoipa::path(get, path = "/v1/roles", tag = "users",
+    responses((status = 200, body = Vec<RoleInfo>), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn roles(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<RoleInfo>>> {
+    p.require(Permission::UserAdmin)?;
+    Ok(Json(engine::users::roles(&s.store).await?))
+}
+
+/// Define a custom group (users then hold it like a role).
+#[utoipa::path(post, path = "/v1/roles", tag = "users", request_body = NewGroup,
+    responses((status = 201, body = RoleInfo), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_group(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(g): ApiJson<NewGroup>,
+) -> ApiResult<(StatusCode, Json<RoleInfo>)> {
+    p.require(Permission::UserAdmin)?;
+    let r = engine::users::create_group(&s.store, &p, g).await?;
+    Ok((StatusCode::CREATED, Json(r)))
 }
 
 /// Every user.

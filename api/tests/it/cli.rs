@@ -238,6 +238,17 @@ async fn cli_commands_work_while_a_server_runs() {
         .success());
     let users = ok(kmt().arg("--data").arg(data).args(["user", "list"]));
     assert!(users.contains("ops\tadmin"), "{users}");
+    // Custom groups are defined and listed from the CLI too.
+    ok(kmt().arg("--data").arg(data).args([
+        "role",
+        "add-group",
+        "appeals_unit",
+        "--description",
+        "hearing officers",
+    ]));
+    let roles = ok(kmt().arg("--data").arg(data).args(["role", "list"]));
+    assert!(roles.contains("appeals_unit\tgroup"), "{roles}");
+    assert!(roles.contains("admin\trole\tarticle.read"), "{roles}");
     // Bad input to the CLI is a clear error, not a panic.
     let out = kmt()
         .arg("--data")

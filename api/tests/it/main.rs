@@ -9,6 +9,7 @@ mod http;
 mod import;
 mod leak;
 mod metrics;
+mod sections;
 mod semantic;
 mod session;
 mod suggest;

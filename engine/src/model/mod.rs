@@ -496,6 +496,20 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// A custom group: a name users hold like a role, widening article and
+/// section audiences without granting permissions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Group {
+    /// Name (a-z 0-9 - _).
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Who defined it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
 /// A user's reader preferences.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

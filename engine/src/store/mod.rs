@@ -24,7 +24,7 @@ use crate::auth::Principal;
 use crate::error::Result;
 use crate::model::{
     Article, ArticleDraft, ArticleId, ArticleVersion, AuditEntry, CategoryRule, Change, Decision,
-    Notification, Preferences, RuleSpec, Task, User, WorkingCopy,
+    Group, Notification, Preferences, RuleSpec, Task, User, WorkingCopy,
 };
 
 pub use postgres::PgStore;
@@ -421,6 +421,22 @@ impl Store {
         prefs: &Preferences,
     ) -> Result<()> {
         dispatch!(self, s => s.put_preferences(actor, user_id, prefs).await)
+    }
+
+    /// Custom groups defined by admins, by name.
+    pub async fn list_groups(&self) -> Result<Vec<Group>> {
+        dispatch!(self, s => s.list_groups().await)
+    }
+
+    /// Defines a custom group (audited as `group.create`); `Conflict` when
+    /// it exists.
+    pub async fn create_group(
+        &self,
+        actor: &Principal,
+        name: &str,
+        description: &str,
+    ) -> Result<Group> {
+        dispatch!(self, s => s.create_group(actor, name, description).await)
     }
 
     /// Appends one audit row for an event that changes nothing else (a

@@ -7,7 +7,7 @@ use crate::model::{ArticleId, Status, TaskKind, TaskStatus};
 
 /// Maps a unique violation to `Conflict(msg())`, anything else to a
 /// database error.
-fn unique_or(e: sqlx::Error, msg: impl FnOnce() -> String) -> Error {
+pub(in crate::store) fn unique_or(e: sqlx::Error, msg: impl FnOnce() -> String) -> Error {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(msg()),
         _ => e.into(),

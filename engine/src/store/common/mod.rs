@@ -47,7 +47,7 @@ pub(super) use self::audit_entries::{
 pub(super) use self::embeddings::check_embeddings;
 pub(super) use self::errors::{
     article_not_found, batch_conflict_or, conflict_or, no_id, parse_status, parse_task_kind,
-    parse_task_status, session_conflict_or, token_conflict_or, user_not_found,
+    parse_task_status, session_conflict_or, token_conflict_or, unique_or, user_not_found,
     username_conflict_or,
 };
 pub(super) use self::notifications::{

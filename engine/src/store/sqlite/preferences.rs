@@ -1,9 +1,12 @@
-//! The Sqlite store: reader preferences (one row per user who chose).
+//! The Sqlite store: reader preferences (one row per user who
+//! chose) and admin-defined custom groups.
 
 use crate::auth::Principal;
 use crate::error::Result;
-use crate::model::{Level, Preferences};
-use crate::store::common::{event_entry, now};
+use sqlx::Row as _;
+
+use crate::model::{Group, Level, Preferences};
+use crate::store::common::{event_entry, now, unique_or};
 
 use super::SqliteStore;
 
@@ -48,5 +51,56 @@ impl SqliteStore {
             serde_json::json!({ "level": prefs.level }),
         );
         self.finish(w, vec![entry]).await
+    }
+
+    /// See [`super::Store::list_groups`].
+    pub async fn list_groups(&self) -> Result<Vec<Group>> {
+        let sql = "SELECT name, description, created_by, created_at FROM groups ORDER BY name";
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r: &sqlx::sqlite::SqliteRow| {
+                Ok(Group {
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    created_by: r.try_get("created_by")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::create_group`].
+    pub async fn create_group(
+        &self,
+        actor: &Principal,
+        name: &str,
+        description: &str,
+    ) -> Result<Group> {
+        let at = now();
+        let mut w = self.begin_write().await?;
+        let sql = "INSERT INTO groups (name, description, created_by, created_at) \
+                   VALUES (?1, ?2, ?3, ?4)";
+        sqlx::query(sql)
+            .bind(name)
+            .bind(description)
+            .bind(&actor.username)
+            .bind(at)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| unique_or(e, || format!("group {name:?} already exists")))?;
+        let entry = event_entry(
+            &actor.username,
+            at,
+            "group.create",
+            &format!("group:{name}"),
+            serde_json::json!({ "description": description }),
+        );
+        self.finish(w, vec![entry]).await?;
+        Ok(Group {
+            name: name.to_string(),
+            description: description.to_string(),
+            created_by: actor.username.clone(),
+            created_at: at,
+        })
     }
 }
