@@ -149,7 +149,15 @@ pub async fn update_needed(store: &Store, articles: &[Article]) {
 /// Tells an article's owner about new feedback (the task it opened is in
 /// their task list).
 pub async fn feedback_received(store: &Store, article: &Article, f: &crate::model::Feedback) {
-    match recipients(store, None, Some(&article.owner), article, Some(&f.username)).await {
+    match recipients(
+        store,
+        None,
+        Some(&article.owner),
+        article,
+        Some(&f.username),
+    )
+    .await
+    {
         Ok(to) => {
             let msg = format!("feedback on \"{}\" from {}", article.title, f.username);
             send(store, &to, "feedback", article, Some(f.task_id), &msg).await;

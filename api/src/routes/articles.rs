@@ -44,7 +44,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(a)))
 }
 
-/// Read an article by id or slug.
+/// Read an article by id or slug (recorded as a use, in the background;
+/// completes the caller's read assignment of it).
 #[utoipa::path(get, path = "/v1/articles/{id}", tag = "articles",
     params(("id" = String, Path, description = "numeric id or slug")),
     responses((status = 200, body = Article), (status = 404, body = crate::error::Problem)),
@@ -55,7 +56,9 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Article>> {
     p.require(Permission::ArticleRead)?;
-    Ok(Json(engine::articles::get(&s.store, &p, &id).await?))
+    Ok(Json(
+        engine::usage::view(&s.store, &s.usage, &p, &id).await?,
+    ))
 }
 
 /// Update an article: fields present replace the stored ones; a new

@@ -11,4 +11,6 @@ mod metrics;
 mod semantic;
 mod session;
 mod suggest;
+mod usage;
+mod usage_analytics;
 mod workflow;

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::model::{ArticleId, ArticleUsage, BucketSize, Metric, QueryStats, UsageFilter, UsageWindow};
+use crate::model::{
+    ArticleId, ArticleUsage, BucketSize, Metric, QueryStats, UsageFilter, UsageWindow,
+};
 use crate::store::Store;
 
 /// Most rows one report page returns.
@@ -86,7 +88,10 @@ impl Column {
             .map(|(c, _)| *c)
             .ok_or_else(|| {
                 let names: Vec<_> = Column::ALL.iter().map(|(_, n)| *n).collect();
-                Error::invalid("sort", format!("unknown column {s:?}; use one of {}", names.join(", ")))
+                Error::invalid(
+                    "sort",
+                    format!("unknown column {s:?}; use one of {}", names.join(", ")),
+                )
             })
     }
 

@@ -72,9 +72,10 @@ pub async fn assign(
     let users = store.list_users().await?;
     let mut chosen: Vec<(Principal, Option<String>)> = Vec::new();
     for (i, name) in req.users.iter().enumerate() {
-        let u = users.iter().find(|u| &u.username == name).ok_or_else(|| {
-            Error::invalid(format!("users[{i}]"), format!("no user {name:?}"))
-        })?;
+        let u = users
+            .iter()
+            .find(|u| &u.username == name)
+            .ok_or_else(|| Error::invalid(format!("users[{i}]"), format!("no user {name:?}")))?;
         chosen.push((principal(u), None));
     }
     for role in &req.roles {
@@ -84,7 +85,8 @@ pub async fn assign(
             }
         }
     }
-    let (ok, skipped): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|(u, _)| u.can_read(&article));
+    let (ok, skipped): (Vec<_>, Vec<_>) =
+        chosen.into_iter().partition(|(u, _)| u.can_read(&article));
     let mut skipped: Vec<String> = skipped.into_iter().map(|(u, _)| u.username).collect();
     skipped.sort();
     let assignees: Vec<Assignee> = ok

@@ -204,9 +204,10 @@ pub async fn client_events(
                     let msg = format!("must be within 0..={MAX_POSITION}");
                     return Err(Error::invalid(field("position"), msg));
                 }
-                if search_id.as_ref().is_some_and(|s| {
-                    s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit())
-                }) {
+                if search_id
+                    .as_ref()
+                    .is_some_and(|s| s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
                     let msg = "must be the X-Search-Id of a search";
                     return Err(Error::invalid(field("search_id"), msg));
                 }

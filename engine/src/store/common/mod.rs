@@ -55,8 +55,8 @@ pub(super) use self::notifications::{
     dedupe_recipients, notification_limit, Outgoing, ESCALATION_KIND,
 };
 pub(super) use self::usage::{
-    assign_entry, assignees_json, event_rows, feedback_entry, feedback_note,
-    parse_assignment_kind, ASSIGNMENT_COLS, USAGE_PAGE,
+    assign_entry, assignees_json, event_rows, feedback_entry, feedback_note, parse_assignment_kind,
+    ASSIGNMENT_COLS, USAGE_PAGE,
 };
 pub(super) use self::workflow::{
     check_copy_editable, copy_draft, filters_assignee, plan_decision, plan_submission, rule_json,

@@ -9,8 +9,8 @@ use super::PgStore;
 use crate::auth::Principal;
 use crate::error::Result;
 use crate::model::{
-    ArticleId, ArticleUsage, Assignee, Assignment, AssignmentKind, BucketSize, Metric,
-    QueryClicks, QueryStats, UsageFilter, UsageWindow,
+    ArticleId, ArticleUsage, Assignee, Assignment, AssignmentKind, BucketSize, Metric, QueryClicks,
+    QueryStats, UsageFilter, UsageWindow,
 };
 use crate::store::common::{
     assign_entry, assignees_json, now, parse_assignment_kind, parse_status, ASSIGNMENT_COLS,
@@ -157,7 +157,10 @@ impl PgStore {
         let rows = query.fetch_all(&mut *tx).await?;
         let entry = assign_entry(actor, now, article_id, kind, assignees);
         self.finish(tx, vec![entry]).await?;
-        let mut out: Vec<Assignment> = rows.iter().map(assignment_from_row).collect::<Result<_>>()?;
+        let mut out: Vec<Assignment> = rows
+            .iter()
+            .map(assignment_from_row)
+            .collect::<Result<_>>()?;
         out.sort_by(|a, b| a.username.cmp(&b.username));
         Ok(out)
     }

@@ -257,12 +257,7 @@ impl PgStore {
 
 /// Makes sure the (user, article) pair has a totals row, so trainers find
 /// pairs that only have a rating or a vote.
-async fn touch(
-    tx: &mut Tx,
-    user_id: i64,
-    article_id: ArticleId,
-    now: DateTime<Utc>,
-) -> Result<()> {
+async fn touch(tx: &mut Tx, user_id: i64, article_id: ArticleId, now: DateTime<Utc>) -> Result<()> {
     let sql = "INSERT INTO user_article_usage (user_id, article_id, last_at) VALUES ($1, $2, $3) \
                ON CONFLICT (user_id, article_id) DO UPDATE SET \
                last_at = GREATEST(user_article_usage.last_at, EXCLUDED.last_at)";

@@ -9,8 +9,8 @@ use super::{list, SqliteStore};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::{
-    ArticleId, ArticleUsage, Assignee, Assignment, AssignmentKind, BucketSize, Metric,
-    QueryClicks, QueryStats, UsageFilter, UsageWindow,
+    ArticleId, ArticleUsage, Assignee, Assignment, AssignmentKind, BucketSize, Metric, QueryClicks,
+    QueryStats, UsageFilter, UsageWindow,
 };
 use crate::store::common::{
     assign_entry, assignees_json, now, parse_assignment_kind, parse_status, ASSIGNMENT_COLS,
@@ -85,7 +85,8 @@ impl SqliteStore {
                    WHERE (?1 IS NULL OR s.at >= ?1) AND (?2 IS NULL OR s.at < ?2) \
                      AND s.query_norm IN (SELECT value FROM json_each(?3)) \
                    GROUP BY s.query_norm, c.article_id";
-        let query = sqlx::query(sql).bind(w.from)
+        let query = sqlx::query(sql)
+            .bind(w.from)
             .bind(w.to)
             .bind(serde_json::json!(queries).to_string());
         let rows = query.fetch_all(&self.pool).await?;
@@ -164,7 +165,10 @@ impl SqliteStore {
         let rows = query.fetch_all(&mut *w.tx).await?;
         let entry = assign_entry(actor, now, article_id, kind, assignees);
         self.finish(w, vec![entry]).await?;
-        let mut out: Vec<Assignment> = rows.iter().map(assignment_from_row).collect::<Result<_>>()?;
+        let mut out: Vec<Assignment> = rows
+            .iter()
+            .map(assignment_from_row)
+            .collect::<Result<_>>()?;
         out.sort_by(|a, b| a.username.cmp(&b.username));
         Ok(out)
     }

@@ -17,5 +17,5 @@ SELECT s.query_norm AS query, count(*) AS searches,
        max(s.at) AS last_at
 FROM s LEFT JOIN c ON c.search_id = s.id
 GROUP BY s.query_norm
-ORDER BY searches DESC, query COLLATE "C"
+ORDER BY searches DESC, s.query_norm COLLATE "C"
 LIMIT $3
