@@ -1,9 +1,9 @@
 //! In-app notifications and the escalation of overdue tasks.
 //!
 //! Notifications follow workflow events (a review requested, a decision,
-//! an update needed, feedback, a reading assignment) and escalations. A notification never names an article
-//! its recipient may not read: recipients are filtered by the same rule as
-//! every read. Sending is best-effort after the event's own transaction:
+//! an update needed, feedback, a reading assignment) and escalations. A
+//! notification never names an article its recipient may not read:
+//! recipients are filtered by the same rule as every read. Sending is best-effort after the event's own transaction:
 //! a failure is logged, never turned into a failed request. Escalations are
 //! exactly-once per (task, step) because the store records each step in the
 //! same transaction as its notifications.

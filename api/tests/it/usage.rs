@@ -308,6 +308,24 @@ async fn issue_5_rating_one_per_user_changeable_and_validation() {
     let body = ev(json!({"kind": "dwell", "article_id": id, "dwell_ms": 5000}));
     let (code, v) = call(&s, Method::POST, "/v1/events", Some("vera"), Some(body)).await;
     assert_eq!((code, v["accepted"].clone()), (202, json!(1)));
+    // Every new route is in the API description.
+    let (_, api) = s.get_json("/v1/openapi.json", None).await;
+    for p in [
+        "/v1/events",
+        "/v1/articles/{id}/rating",
+        "/v1/articles/{id}/helpful",
+        "/v1/articles/{id}/feedback",
+        "/v1/articles/{id}/assignments",
+        "/v1/assignments/mine",
+        "/v1/me/privacy",
+        "/v1/me/history",
+        "/v1/users/{username}/history",
+        "/v1/analytics/articles",
+        "/v1/analytics/queries",
+        "/v1/analytics/timeseries",
+    ] {
+        assert!(api["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
     s.stop().await;
 }
 
