@@ -22,7 +22,8 @@ use crate::error::problem;
 use crate::metrics;
 use crate::ratelimit::{Limiter, RateLimit};
 use crate::routes::{
-    articles, audit, health, notifications, rules, search, session, users, workflow,
+    analytics, articles, audit, health, notifications, rules, search, session, usage, users,
+    workflow,
 };
 use crate::state::AppState;
 
@@ -39,11 +40,13 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
         notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
+        usage::events, usage::ratings, usage::rate, usage::helpful, usage::feedback, usage::privacy, usage::set_privacy, usage::my_history, usage::user_history,
+        analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
         audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "search"), (name = "articles"), (name = "workflow"), (name = "rules"), (name = "users"), (name = "operations")),
+    tags((name = "search"), (name = "articles"), (name = "workflow"), (name = "rules"), (name = "usage"), (name = "analytics"), (name = "users"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -147,6 +150,27 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
             get(rules::effective).put(rules::save),
         )
         .route("/v1/rules/{category}/history", get(rules::history))
+        .route("/v1/events", post(usage::events))
+        .route(
+            "/v1/articles/{id}/rating",
+            get(usage::ratings).put(usage::rate),
+        )
+        .route("/v1/articles/{id}/helpful", post(usage::helpful))
+        .route("/v1/articles/{id}/feedback", post(usage::feedback))
+        .route(
+            "/v1/articles/{id}/assignments",
+            get(analytics::assignments).post(analytics::assign),
+        )
+        .route("/v1/assignments/mine", get(analytics::my_assignments))
+        .route(
+            "/v1/me/privacy",
+            get(usage::privacy).put(usage::set_privacy),
+        )
+        .route("/v1/me/history", get(usage::my_history))
+        .route("/v1/users/{username}/history", get(usage::user_history))
+        .route("/v1/analytics/articles", get(analytics::articles))
+        .route("/v1/analytics/queries", get(analytics::queries))
+        .route("/v1/analytics/timeseries", get(analytics::timeseries))
         .route("/v1/audit", get(audit::list))
         .route("/v1/me", get(users::me))
         .route(
@@ -222,6 +246,8 @@ pub struct ServeOptions {
     pub rate_limit: Option<RateLimit>,
     /// Embedding model settings.
     pub embed: indexer::embedder::EmbedArgs,
+    /// Usage event recording (queue, batch, flush interval).
+    pub usage: engine::usage::SinkConfig,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -282,7 +308,9 @@ pub async fn serve_on(
             }
         })
     };
+    let usage = engine::usage::EventSink::start(store.clone(), opts.usage);
     let state = AppState {
+        usage: usage.clone(),
         store,
         index,
         follower: status,
@@ -311,6 +339,8 @@ pub async fn serve_on(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    // Requests are drained, so no event comes after this: write them all.
+    usage.shutdown().await;
     tracing::info!("http server drained; stopping the index follower");
     let _ = stop_tx.send(true);
     let _ = follower_task.await;

@@ -72,6 +72,17 @@ pub struct ServerArgs {
     /// behind a proxy that overwrites that header).
     #[arg(long, env = "KMT_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+    /// Usage events (views, searches, clicks) the recording queue holds
+    /// before new ones are dropped (0 turns recording off).
+    #[arg(long, env = "KMT_EVENT_QUEUE", default_value_t = 10_000)]
+    pub event_queue: usize,
+    /// Usage events written per batch.
+    #[arg(long, env = "KMT_EVENT_BATCH", default_value_t = 500)]
+    pub event_batch: usize,
+    /// Longest time a usage event waits before its batch is written, in
+    /// milliseconds.
+    #[arg(long, env = "KMT_EVENT_FLUSH_MS", default_value_t = 1000)]
+    pub event_flush_ms: u64,
     /// Embedding model settings (semantic and hybrid search).
     #[command(flatten)]
     pub embed: indexer::embedder::EmbedArgs,
@@ -225,6 +236,11 @@ impl ServerArgs {
                 trust_forwarded_for: self.trust_forwarded_for,
             }),
             embed: self.embed.clone(),
+            usage: engine::usage::SinkConfig {
+                queue: self.event_queue,
+                batch: self.event_batch.max(1),
+                flush_interval: Duration::from_millis(self.event_flush_ms.max(1)),
+            },
         }
     }
 }

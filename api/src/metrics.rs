@@ -446,6 +446,32 @@ pub fn render(s: &AppState, index_size: u64) -> String {
         e.passages.load(Ordering::Relaxed)
     ));
 
+    let u = s.usage.stats();
+    header(
+        &mut out,
+        "kmt_usage_events_total",
+        "counter",
+        "Usage events (views, searches, clicks) stored, dropped because the queue was full, or lost to a failing store.",
+    );
+    for (outcome, n) in [
+        ("recorded", &u.recorded),
+        ("dropped", &u.dropped),
+        ("failed", &u.failed),
+    ] {
+        sample(
+            &mut out,
+            "kmt_usage_events_total",
+            &[("outcome", outcome)],
+            n.load(Ordering::Relaxed),
+        );
+    }
+    gauge(
+        &mut out,
+        "kmt_usage_queue",
+        "Usage events waiting to be written.",
+        s.usage.queued() as u64,
+    );
+
     let f = &s.follower;
     let checkpoint = f.checkpoint.load(Ordering::Relaxed);
     let head = f.head.load(Ordering::Relaxed);

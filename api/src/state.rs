@@ -22,6 +22,9 @@ pub struct AppState {
     pub embedding: Arc<indexer::embedder::EmbedStatus>,
     /// Request and search metrics, rendered by `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// Usage events (views, searches, clicks), written in batches off the
+    /// request path.
+    pub usage: engine::usage::EventSink,
     /// Failed sign-ins, for rate limiting.
     pub sign_ins: Arc<SignInLimiter>,
     /// Mark session cookies `Secure` (served over TLS, directly or behind a

@@ -23,8 +23,11 @@ pub mod roles {
     pub const REVIEWER: &str = "reviewer";
     /// Everything.
     pub const ADMIN: &str = "admin";
+    /// Reads usage analytics and assigns reading (a director's report); it
+    /// is also an audience group, as before it gained permissions.
+    pub const DIRECTOR: &str = "director";
     /// The built-in roles, for listings.
-    pub const BUILT_IN: [&str; 4] = [VIEWER, AUTHOR, REVIEWER, ADMIN];
+    pub const BUILT_IN: [&str; 5] = [VIEWER, AUTHOR, REVIEWER, DIRECTOR, ADMIN];
 }
 
 /// A capability an endpoint requires.
@@ -47,6 +50,11 @@ pub enum Permission {
     AuditRead,
     /// Define category rules and escalation paths.
     RuleAdmin,
+    /// Read usage analytics: aggregates over articles the caller may read
+    /// and over queries (never anyone's identity).
+    AnalyticsRead,
+    /// Ask people or roles to read or review an article, and see who did.
+    ArticleAssign,
 }
 
 impl Permission {
@@ -61,12 +69,16 @@ impl Permission {
             Permission::UserAdmin => "user.admin",
             Permission::AuditRead => "audit.read",
             Permission::RuleAdmin => "rule.admin",
+            Permission::AnalyticsRead => "analytics.read",
+            Permission::ArticleAssign => "article.assign",
         }
     }
 }
 
 /// The one table granting permissions to roles. Custom groups (e.g.
 /// `auditor`) grant no permissions: they only widen article audiences.
+/// Analytics and reading assignments are for people who steer the
+/// knowledge base: directors, reviewers and admins.
 /// Anonymous callers hold only [`Permission::ArticleRead`] (public articles).
 pub const ROLE_PERMISSIONS: &[(&str, &[Permission])] = &[
     (roles::VIEWER, &[Permission::ArticleRead]),
@@ -80,6 +92,16 @@ pub const ROLE_PERMISSIONS: &[(&str, &[Permission])] = &[
             Permission::ArticleRead,
             Permission::ArticleWrite,
             Permission::ArticlePublish,
+            Permission::AnalyticsRead,
+            Permission::ArticleAssign,
+        ],
+    ),
+    (
+        roles::DIRECTOR,
+        &[
+            Permission::ArticleRead,
+            Permission::AnalyticsRead,
+            Permission::ArticleAssign,
         ],
     ),
     (
@@ -93,6 +115,8 @@ pub const ROLE_PERMISSIONS: &[(&str, &[Permission])] = &[
             Permission::UserAdmin,
             Permission::AuditRead,
             Permission::RuleAdmin,
+            Permission::AnalyticsRead,
+            Permission::ArticleAssign,
         ],
     ),
 ];
@@ -180,18 +204,24 @@ impl Principal {
     /// plus the status rule (non-live articles only for their owner,
     /// publishers and admins). Mirrors the search engine's permission clause.
     pub fn can_read(&self, a: &Article) -> bool {
+        self.can_read_parts(&a.audience, a.status, &a.owner)
+    }
+
+    /// [`Principal::can_read`] from the three fields it looks at, for
+    /// callers holding a partial row (the usage report).
+    pub fn can_read_parts(&self, audience: &[String], status: Status, owner: &str) -> bool {
         if self.is_admin() {
             return true;
         }
-        let audience_ok = audience_terms_of(&a.audience)
+        let audience_ok = audience_terms_of(audience)
             .iter()
             .any(|t| self.audience_terms().contains(t));
         if !audience_ok {
             return false;
         }
-        a.status.is_live()
-            || (self.is_signed_in() && a.owner == self.username)
-            || (a.status == Status::InReview && self.has(Permission::ArticlePublish))
+        status.is_live()
+            || (self.is_signed_in() && owner == self.username)
+            || (status == Status::InReview && self.has(Permission::ArticlePublish))
     }
 
     /// Whether the caller may modify this article.

@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod store;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
+pub mod usage;
 pub mod users;
 pub mod vector;
 pub mod workflow;

@@ -1,9 +1,9 @@
 //! In-app notifications and the escalation of overdue tasks.
 //!
 //! Notifications follow workflow events (a review requested, a decision,
-//! an update needed) and escalations. A notification never names an article
-//! its recipient may not read: recipients are filtered by the same rule as
-//! every read. Sending is best-effort after the event's own transaction:
+//! an update needed, feedback, a reading assignment) and escalations. A
+//! notification never names an article its recipient may not read:
+//! recipients are filtered by the same rule as every read. Sending is best-effort after the event's own transaction:
 //! a failure is logged, never turned into a failed request. Escalations are
 //! exactly-once per (task, step) because the store records each step in the
 //! same transaction as its notifications.
@@ -144,6 +144,33 @@ pub async fn update_needed(store: &Store, articles: &[Article]) {
         let to = select(&users, None, Some(&a.owner), a, None);
         send(store, &to, "update_needed", a, None, &msg).await;
     }
+}
+
+/// Tells an article's owner about new feedback (the task it opened is in
+/// their task list).
+pub async fn feedback_received(store: &Store, article: &Article, f: &crate::model::Feedback) {
+    match recipients(
+        store,
+        None,
+        Some(&article.owner),
+        article,
+        Some(&f.username),
+    )
+    .await
+    {
+        Ok(to) => {
+            let msg = format!("feedback on \"{}\" from {}", article.title, f.username);
+            send(store, &to, "feedback", article, Some(f.task_id), &msg).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "could not notify the owner about feedback"),
+    }
+}
+
+/// Tells people they were asked to read or review an article (they were
+/// checked against the article's audience when assigned).
+pub async fn assigned(store: &Store, article: &Article, to: &[String], by: &str, what: &str) {
+    let msg = format!("{by} asks you to {what} \"{}\"", article.title);
+    send(store, to, "assignment", article, None, &msg).await;
 }
 
 /// Escalates open tasks that are overdue, along their category's

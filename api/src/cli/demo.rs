@@ -24,7 +24,7 @@ const ACCOUNTS: &[(&str, &str, &[&str], &str)] = &[
         "rita",
         "Rita Reviewer",
         &["reviewer", "program_specialist"],
-        "reviews and publishes",
+        "reviews and publishes; usage analytics, reading assignments",
     ),
     (
         "harry",
@@ -36,7 +36,7 @@ const ACCOUNTS: &[(&str, &str, &[&str], &str)] = &[
         "diana",
         "Diana Director",
         &["viewer", "director"],
-        "reads director-only articles",
+        "reads director-only articles; usage analytics, reading assignments",
     ),
     (
         "vera",

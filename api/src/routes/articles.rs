@@ -46,7 +46,8 @@ pub async fn create(
 }
 
 /// Read an article by id or slug: the sections the caller may see, in a
-/// level (`summary` leaves the body out).
+/// level (`summary` leaves the body out). Recorded as a use, in the
+/// background; completes the caller's read assignment of it.
 #[utoipa::path(get, path = "/v1/articles/{id}", tag = "articles",
     params(("id" = String, Path, description = "numeric id or slug"),
         ("level" = Option<String>, Query, description = "summary or detailed; default: the reader's preference, else summary for reviewers and admins and detailed for everyone else")),
@@ -65,7 +66,7 @@ pub async fn get(
         .map(|l| Level::parse("level", l))
         .transpose()?;
     Ok(Json(
-        engine::articles::read(&s.store, &p, &id, level).await?,
+        engine::usage::view(&s.store, &s.usage, &p, &id, level).await?,
     ))
 }
 

@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers are thin: extract → check the endpoint's
 //! permission → one engine call → map the result.
 
+pub mod analytics;
 pub mod articles;
 pub mod audit;
 pub mod health;
@@ -9,5 +10,6 @@ pub mod rules;
 pub mod search;
 pub mod session;
 pub mod suggest;
+pub mod usage;
 pub mod users;
 pub mod workflow;

@@ -131,6 +131,11 @@ pub fn server_timing(r: &SearchResults) -> HeaderMap {
 
 /// Search articles the caller may read.
 ///
+/// A search with words is recorded in the background (never waited for)
+/// and answered with an `X-Search-Id` header; clients report clicks on its
+/// results with that id (`POST /v1/events`). The query is stored without
+/// the caller's identity unless they opted in to search history.
+///
 /// Words match title (boosted most), summary and body; `"quoted text"` is a
 /// phrase; the last word also matches as a prefix; words the index does not
 /// contain match near spellings. Filters: `category:X`, `tags:X`,
@@ -159,6 +164,13 @@ pub async fn search(
 ) -> ApiResult<(HeaderMap, Json<SearchResults>)> {
     auth.0.require(Permission::ArticleRead)?;
     let req = parse_request(&params, Sort::Relevance)?;
-    let res = run(&s, auth, req).await?;
-    Ok((server_timing(&res), Json(res)))
+    let p = auth.0.clone();
+    let res = run(&s, auth, req.clone()).await?;
+    let mut headers = server_timing(&res);
+    if let Some(id) = engine::usage::searched(&s.usage, &p, &req, &res) {
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            headers.insert("x-search-id", v);
+        }
+    }
+    Ok((headers, Json(res)))
 }

@@ -7,9 +7,22 @@ use serde_json::{json, Value};
 
 use crate::harness::{Backend, TestServer};
 
-/// Callers: the harness users plus anonymous, a reviewer and a caller whose
-/// only role is a custom group.
-const CALLERS: [&str; 7] = ["anonymous", "vera", "alice", "rex", "admin", "gus", "harry"];
+/// Callers: the harness users plus anonymous, a reviewer, a caller whose
+/// only role is a custom group, and a director.
+const CALLERS: [&str; 8] = [
+    "anonymous",
+    "vera",
+    "alice",
+    "rex",
+    "admin",
+    "gus",
+    "harry",
+    "diana",
+];
+/// Everyone signed in.
+const SIGNED_IN: &[&str] = &["vera", "alice", "rex", "admin", "gus", "harry", "diana"];
+/// Who reads analytics and assigns reading: directors, reviewers, admins.
+const STEERING: &[&str] = &["rex", "admin", "diana"];
 
 struct Case {
     method: Method,
@@ -128,7 +141,7 @@ fn cases() -> Vec<Case> {
             method: Method::GET,
             path: "/v1/notifications",
             body: None,
-            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            allowed: SIGNED_IN,
             not_found: &[],
             setup: Setup::Plain,
             writes: false,
@@ -137,7 +150,7 @@ fn cases() -> Vec<Case> {
             method: Method::GET,
             path: "/v1/rules",
             body: None,
-            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            allowed: SIGNED_IN,
             not_found: &[],
             setup: Setup::Plain,
             writes: false,
@@ -164,7 +177,7 @@ fn cases() -> Vec<Case> {
             method: Method::GET,
             path: "/v1/tasks",
             body: None,
-            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            allowed: SIGNED_IN,
             not_found: &[],
             setup: Setup::Plain,
             writes: false,
@@ -301,7 +314,7 @@ fn cases() -> Vec<Case> {
             method: Method::GET,
             path: "/v1/rules/collections",
             body: None,
-            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            allowed: SIGNED_IN,
             not_found: &[],
             setup: Setup::Plain,
             writes: false,
@@ -310,7 +323,7 @@ fn cases() -> Vec<Case> {
             method: Method::POST,
             path: "/v1/notifications/read",
             body: Some(json!({})),
-            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            allowed: SIGNED_IN,
             not_found: &[],
             setup: Setup::Plain,
             writes: false,
@@ -319,7 +332,7 @@ fn cases() -> Vec<Case> {
             method: Method::GET,
             path: "/v1/me/preferences",
             body: None,
-            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            allowed: SIGNED_IN,
             not_found: &[],
             setup: Setup::Plain,
             writes: false,
@@ -328,7 +341,7 @@ fn cases() -> Vec<Case> {
             method: Method::PUT,
             path: "/v1/me/preferences",
             body: Some(json!({"level": "summary"})),
-            allowed: &["vera", "alice", "rex", "admin", "gus", "harry"],
+            allowed: SIGNED_IN,
             not_found: &[],
             setup: Setup::Plain,
             writes: true,
@@ -360,6 +373,145 @@ fn cases() -> Vec<Case> {
             setup: Setup::Plain,
             writes: true,
         },
+        // Usage (issue 5): events for anyone who reads; ratings, votes,
+        // feedback, privacy and history for signed-in users; another
+        // user's history for admins; analytics and assignments for
+        // directors, reviewers and admins.
+        Case {
+            method: Method::POST,
+            path: "/v1/events",
+            body: Some(json!({"events": []})),
+            allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/public-levy/rating",
+            body: None,
+            allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::PUT,
+            path: "/v1/articles/public-levy/rating",
+            body: Some(json!({"stars": 4})),
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/public-levy/helpful",
+            body: Some(json!({"helpful": true})),
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/public-levy/feedback",
+            body: Some(json!({"comment": "step 3 is out of date"})),
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/me/privacy",
+            body: None,
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::PUT,
+            path: "/v1/me/privacy",
+            body: Some(json!({"keep_search_history": true})),
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/me/history",
+            body: None,
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/users/vera/history",
+            body: None,
+            allowed: &["admin", "vera"],
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/assignments/mine",
+            body: None,
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/analytics/articles?sort=title&order=asc",
+            body: None,
+            allowed: STEERING,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/analytics/queries",
+            body: None,
+            allowed: STEERING,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/analytics/timeseries?metric=views&bucket=hour",
+            body: None,
+            allowed: STEERING,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/public-levy/assignments",
+            body: Some(json!({"users": ["vera"], "roles": ["auditor"], "kind": "read"})),
+            allowed: STEERING,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/public-levy/assignments",
+            body: None,
+            allowed: STEERING,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
     ]
 }
 
@@ -387,6 +539,7 @@ async fn every_endpoint_against_every_role() {
     let mut s = TestServer::start(Backend::Sqlite).await;
     s.add_user("rex", &["reviewer"]).await;
     s.add_user("gus", &["auditor"]).await;
+    s.add_user("diana", &["viewer", "director"]).await;
     for case in cases() {
         for caller in CALLERS {
             // Fresh fixtures for each call, so allowed writes can repeat.

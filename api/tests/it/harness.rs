@@ -116,6 +116,32 @@ impl TestServer {
         rate_limit: Option<api::ratelimit::RateLimit>,
         embed: indexer::embedder::EmbedArgs,
     ) -> TestServer {
+        // Usage events flush quickly, so tests see them soon.
+        let usage = engine::usage::SinkConfig {
+            flush_interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        TestServer::start_usage(backend, rate_limit, embed, usage).await
+    }
+
+    /// A lexical server with its own usage-event settings.
+    pub async fn start_with_usage(
+        backend: Backend,
+        usage: engine::usage::SinkConfig,
+    ) -> TestServer {
+        let embed = indexer::embedder::EmbedArgs {
+            embedder: indexer::embedder::EmbedderKind::Off,
+            ..Default::default()
+        };
+        TestServer::start_usage(backend, None, embed, usage).await
+    }
+
+    async fn start_usage(
+        backend: Backend,
+        rate_limit: Option<api::ratelimit::RateLimit>,
+        embed: indexer::embedder::EmbedArgs,
+        usage: engine::usage::SinkConfig,
+    ) -> TestServer {
         let ts = TestStore::new(backend).await;
         let system = Principal::system();
         let mut tokens = std::collections::HashMap::new();
@@ -148,6 +174,7 @@ impl TestServer {
             cookie_secure: false,
             rate_limit,
             embed,
+            usage,
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {
@@ -226,13 +253,19 @@ impl TestServer {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    pub async fn stop(mut self) {
+    /// Shuts the server down gracefully (as SIGTERM would) but keeps the
+    /// store, for tests that look at what shutdown wrote.
+    pub async fn stop_server(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
             t.await.unwrap().unwrap();
         }
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_server().await;
         self.ts.cleanup().await;
     }
 }

@@ -13,4 +13,6 @@ mod sections;
 mod semantic;
 mod session;
 mod suggest;
+mod usage;
+mod usage_analytics;
 mod workflow;

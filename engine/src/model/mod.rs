@@ -1,5 +1,6 @@
 //! The domain model: articles, their versions, users and changes; the
-//! workflow and rule types are in [`workflow`] (re-exported here).
+//! workflow and rule types are in `workflow`, the usage and analytics types
+//! in `usage` (both re-exported here).
 //!
 //! Types here are plain data shared by the store, the search index and the
 //! API. Validation of user input lives next to the input types so that every
@@ -12,8 +13,14 @@ use utoipa::ToSchema;
 use crate::error::{Error, Result};
 
 pub mod sections;
+mod usage;
 mod workflow;
 pub use sections::{Level, SectionInfo};
+pub use usage::{
+    ArticleUsage, Assignee, Assignment, AssignmentKind, BucketSize, ClickEvent, Feedback,
+    HistorySearch, HistoryView, Interaction, Metric, QueryClicks, QueryStats, RatingSummary,
+    SearchEvent, UsageEvent, UsageFilter, UsageWindow, ViewEvent, ViewSource,
+};
 pub use workflow::{
     CategoryRule, Decision, EscalationStep, Notification, RuleSpec, Task, TaskKind, TaskStatus,
     WorkingCopy,

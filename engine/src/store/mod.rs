@@ -103,6 +103,8 @@ macro_rules! dispatch {
     };
 }
 
+mod usage;
+
 impl Store {
     /// Opens the store: Postgres when `database_url` is given, else SQLite in
     /// `data_dir/kmt.db` (created if missing). Runs migrations.

@@ -14,4 +14,5 @@ mod store_notifications;
 mod store_review;
 mod store_support;
 mod store_tasks;
+mod store_usage;
 mod suggest;

@@ -4,7 +4,7 @@
 //! write appends and how they are hash-chained; the JSON row sets that the
 //! set-based statements read; error mapping and messages; the review
 //! workflow's rules (what a submission or a decision changes); the
-//! category rules' JSON form; notification recipients and page size; and
+//! category rules' JSON form; notification recipients and page size; usage event row sets; and
 //! the article or rule a write returns without a round trip.
 //!
 //! What belongs here: whatever reads the same for both backends, so nothing
@@ -20,6 +20,7 @@ mod audit_entries;
 mod embeddings;
 mod errors;
 mod notifications;
+mod usage;
 mod workflow;
 
 use chrono::{DateTime, Utc};
@@ -52,6 +53,10 @@ pub(super) use self::errors::{
 };
 pub(super) use self::notifications::{
     dedupe_recipients, notification_limit, Outgoing, ESCALATION_KIND,
+};
+pub(super) use self::usage::{
+    assign_entry, assignees_json, event_rows, feedback_entry, feedback_note, parse_assignment_kind,
+    ASSIGNMENT_COLS, USAGE_PAGE,
 };
 pub(super) use self::workflow::{
     check_copy_editable, copy_draft, filters_assignee, plan_decision, plan_submission, rule_json,

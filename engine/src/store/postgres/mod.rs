@@ -22,15 +22,22 @@
 //! Notifications are rows in `notifications`; an escalation step is sent
 //! once, guarded by its `escalations` marker row in the same transaction.
 //!
+//! Usage events, ratings and votes are written in plain transactions
+//! without the writers' lock (they are not in the outbox or the audit
+//! chain); feedback and reading assignments are audited and take it.
+//! Long statements live in `postgres/sql/*.sql`.
+//!
 //! The rules both stores share (validation, batch planning, audit chaining,
 //! what a submission or decision changes) live in the private `common`
 //! module (`store/common/`).
 
 mod accounts;
+mod analytics;
 mod articles;
 mod embeddings;
 mod notifications;
 mod preferences;
+mod usage;
 mod workflow;
 
 use std::sync::{Arc, Weak};

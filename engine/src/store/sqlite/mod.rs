@@ -12,17 +12,21 @@
 //! [`SqliteStore::update_article`]. Category rules are versioned rows in
 //! `category_rules` (the spec as JSON text); a save reads the category's
 //! highest version and inserts the next under the same write lock.
-//! Notifications and escalation markers work as in the Postgres store. The
+//! Notifications and escalation markers work as in the Postgres store, and
+//! so do usage events, ratings, feedback and reading assignments (long
+//! statements in `sqlite/sql/*.sql`). The
 //! rules shared with the Postgres store
 //! (validation, batch planning, audit chaining, what a submission or
 //! decision changes) live in the private `common` module
 //! (`store/common/`).
 
 mod accounts;
+mod analytics;
 mod articles;
 mod embeddings;
 mod notifications;
 mod preferences;
+mod usage;
 mod workflow;
 
 use std::path::Path;
