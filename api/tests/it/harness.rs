@@ -148,6 +148,13 @@ impl TestServer {
             cookie_secure: false,
             rate_limit,
             embed,
+            // In-process shipping to `<dir>/audit` (embedded store only).
+            audit_ship: Some(engine::audit_ship::ShipConfig {
+                target: engine::audit_ship::TargetConfig::Dir(ts.dir.path().join("audit")),
+                batch_rows: 1000,
+                interval: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(1),
+            }),
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

@@ -30,6 +30,7 @@ mod accounts;
 mod articles;
 mod embeddings;
 mod notifications;
+mod shipments;
 mod workflow;
 
 use std::sync::{Arc, Weak};

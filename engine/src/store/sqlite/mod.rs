@@ -22,6 +22,7 @@ mod accounts;
 mod articles;
 mod embeddings;
 mod notifications;
+mod shipments;
 mod workflow;
 
 use std::path::Path;
