@@ -13,7 +13,7 @@ use engine::audit_ship::{LockMode, ObjectLock, S3Config, ShipConfig, TargetConfi
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditTargetArgs {
     /// Directory for shipped audit batches when no bucket is set (default
-    /// `<data>/audit`).
+    /// `<data>/shipped`).
     #[arg(long, env = "KMT_AUDIT_DIR")]
     pub audit_dir: Option<PathBuf>,
     /// S3 bucket for shipped audit batches (instead of the directory).
@@ -71,7 +71,7 @@ impl AuditTargetArgs {
             let dir = self
                 .audit_dir
                 .clone()
-                .unwrap_or_else(|| data_dir.join("audit"));
+                .unwrap_or_else(|| data_dir.join("shipped"));
             return TargetConfig::Dir(dir);
         };
         TargetConfig::S3(S3Config {

@@ -148,9 +148,9 @@ impl TestServer {
             cookie_secure: false,
             rate_limit,
             embed,
-            // In-process shipping to `<dir>/audit` (embedded store only).
+            // In-process shipping to `<dir>/shipped` (embedded store only).
             audit_ship: Some(engine::audit_ship::ShipConfig {
-                target: engine::audit_ship::TargetConfig::Dir(ts.dir.path().join("audit")),
+                target: engine::audit_ship::TargetConfig::Dir(ts.dir.path().join("shipped")),
                 batch_rows: 1000,
                 interval: Duration::from_millis(200),
                 max_backoff: Duration::from_secs(1),

@@ -178,12 +178,6 @@ async fn issue_7_unreachable_bucket_keeps_rows_and_ships_later() {
         assert_eq!(all_rows(&store).await.len(), 10, "rows are kept");
 
         let server = S3Server::start_on(addr, &tmp.path().join("s3"), BUCKET).await;
-        // The server checks signatures: a wrong secret ships nothing.
-        let mut wrong = config_for(addr, BUCKET, "");
-        wrong.secret_access_key = Some("not-the-secret".into());
-        let wrong = ShipTarget::open(&TargetConfig::S3(wrong)).await.unwrap();
-        let err = ship_once(&store, &wrong, 4).await.unwrap_err();
-        assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
         wait_shipped(&store, 10).await;
         drop(server);
         history(&store, 3).await;
@@ -282,13 +276,21 @@ async fn issue_7_verify_names_tampered_object_row() {
 }
 
 /// With Object Lock configured every PUT carries the retention mode and
-/// retain-until date; without it, neither header.
+/// retain-until date; without it, neither header. (And the server really
+/// checks SigV4 signatures.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_7_object_lock_headers_sent_when_configured() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(None, tmp.path()).await.unwrap();
     let server = S3Server::start(&tmp.path().join("s3"), BUCKET).await;
     history(&store, 2).await;
+    // The server checks signatures: a wrong secret ships nothing.
+    let mut wrong = server.config(BUCKET, "plain");
+    wrong.secret_access_key = Some("not-the-secret".into());
+    let wrong = ShipTarget::open(&TargetConfig::S3(wrong)).await.unwrap();
+    let err = ship_once(&store, &wrong, 1).await.unwrap_err();
+    assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
+    assert_eq!(store.audit_ship_status().await.unwrap().unshipped_rows, 2);
     let plain = ShipTarget::open(&TargetConfig::S3(server.config(BUCKET, "plain")))
         .await
         .unwrap();
