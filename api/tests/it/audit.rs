@@ -150,11 +150,24 @@ async fn issue_7_audit_query_filters() {
         assert_eq!(code, 200, "{v}");
         assert_eq!(ids(&v), vec![9]);
         assert_eq!(v[0]["action"], "article.create");
-        let (_, v) = s.get_json("/v1/audit?action=token.create", Some("admin")).await;
+        let (_, v) = s
+            .get_json("/v1/audit?action=token.create", Some("admin"))
+            .await;
         assert_eq!(ids(&v).len(), 4);
-        assert!(v.as_array().unwrap().iter().all(|r| r["action"] == "token.create"));
-        let (_, v) = s.get_json("/v1/audit?target=user:vera", Some("admin")).await;
-        let actions: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+        assert!(v
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "token.create"));
+        let (_, v) = s
+            .get_json("/v1/audit?target=user:vera", Some("admin"))
+            .await;
+        let actions: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["action"].as_str().unwrap())
+            .collect();
         assert_eq!(actions, ["user.create", "token.create"]);
         let target = format!("/v1/audit?target=article:{}", article["id"]);
         assert_eq!(ids(&s.get_json(&target, Some("admin")).await.1), vec![9]);
@@ -163,8 +176,13 @@ async fn issue_7_audit_query_filters() {
         let q = format!("/v1/audit?since={}", since.replace('+', "%2B"));
         assert_eq!(ids(&s.get_json(&q, Some("admin")).await.1), vec![9]);
         let q = format!("/v1/audit?until={since}");
-        assert_eq!(ids(&s.get_json(&q, Some("admin")).await.1), (1..=8).collect::<Vec<_>>());
-        let (_, v) = s.get_json("/v1/audit?until=2000-01-01", Some("admin")).await;
+        assert_eq!(
+            ids(&s.get_json(&q, Some("admin")).await.1),
+            (1..=8).collect::<Vec<_>>()
+        );
+        let (_, v) = s
+            .get_json("/v1/audit?until=2000-01-01", Some("admin"))
+            .await;
         assert!(ids(&v).is_empty());
         let (_, v) = s
             .get_json("/v1/audit?since=2000-01-01&until=2999-01-01&actor=system&action=token.create&after_id=4&limit=2", Some("admin"))
@@ -199,13 +217,18 @@ async fn issue_7_serve_ships_in_process_and_verify_checks_objects() {
     let mut text = String::new();
     for _ in 0..100 {
         text = scrape().await;
-        if text.contains("\nkmt_audit_unshipped_rows 0\n") && text.contains("kmt_audit_shipped_through_id 8\n") {
+        if text.contains("\nkmt_audit_unshipped_rows 0\n")
+            && text.contains("kmt_audit_shipped_through_id 8\n")
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(text.contains("\nkmt_audit_unshipped_rows 0\n"), "{text}");
-    assert!(text.contains("# TYPE kmt_audit_last_shipment_age_seconds gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE kmt_audit_last_shipment_age_seconds gauge"),
+        "{text}"
+    );
     let data = s.ts.dir.path().to_path_buf();
     let key = "audit/000000000001-000000000008.jsonl.gz";
     let path = data.join("shipped").join(key);
@@ -226,8 +249,15 @@ async fn issue_7_serve_ships_in_process_and_verify_checks_objects() {
     };
     let out = run();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("shipped audit objects intact: 1 objects, 8 rows"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("shipped audit objects intact: 1 objects, 8 rows"),
+        "{stdout}"
+    );
     // Flip one row inside the shipped object.
     let mut rows = engine::audit_ship::decode_object(&std::fs::read(&path).unwrap()).unwrap();
     rows[2].target = "user:mallory".into();

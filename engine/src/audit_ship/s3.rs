@@ -141,14 +141,14 @@ impl S3Target {
             .await;
         let out = match out {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Ok(None)
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(sdk_error(&format!("getting {key}"), e)),
         };
-        let body = out.body.collect().await.map_err(|e| {
-            Error::ShipTarget(format!("reading {key}: {e}"))
-        })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::ShipTarget(format!("reading {key}: {e}")))?;
         Ok(Some(body.into_bytes().to_vec()))
     }
 
@@ -172,7 +172,11 @@ impl S3Target {
                 .send()
                 .await
                 .map_err(|e| sdk_error("listing audit objects", e))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(String::from)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
                 _ => break,

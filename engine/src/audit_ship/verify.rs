@@ -131,7 +131,9 @@ fn check_rows(
         let (r, st) = match (rows.get(i), stored.get(i)) {
             (Some(r), Some(st)) => (r, st),
             (None, Some(st)) => return Some((st.id, "the row is missing from the object".into())),
-            (Some(r), None) => return Some((r.id, "the object has a row the store has not".into())),
+            (Some(r), None) => {
+                return Some((r.id, "the object has a row the store has not".into()))
+            }
             (None, None) => unreachable!("i is below one of the lengths"),
         };
         if r.id > st.id {
@@ -144,7 +146,14 @@ fn check_rows(
             let reason = "prev_hash does not match the previous shipped row's hash";
             return Some((r.id, reason.into()));
         }
-        let want = chain_hash(&r.prev_hash, r.at, &r.actor, &r.action, &r.target, &r.details);
+        let want = chain_hash(
+            &r.prev_hash,
+            r.at,
+            &r.actor,
+            &r.action,
+            &r.target,
+            &r.details,
+        );
         if r.hash != want {
             let reason = "content does not match its hash (the shipped row was changed)";
             return Some((r.id, reason.into()));

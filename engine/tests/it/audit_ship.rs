@@ -86,7 +86,11 @@ async fn ship_and_verify(kind: Kind, store: Store) {
     assert_eq!(store.audit_ship_status().await.unwrap().unshipped_rows, 2);
     assert_eq!(ship_once(&store, &target, 3).await.unwrap().batches, 1);
     let r = verify_shipped(&store, &target).await.unwrap();
-    assert_eq!((r.objects, r.rows, r.first_broken.clone()), (4, 9, None), "{r:?}");
+    assert_eq!(
+        (r.objects, r.rows, r.first_broken.clone()),
+        (4, 9, None),
+        "{r:?}"
+    );
     assert!(r.unrecorded.is_empty(), "{r:?}");
 }
 
@@ -108,7 +112,10 @@ async fn issue_7_retried_batch_overwrites_never_duplicates() {
         let (target, server) = target(Kind::S3, tmp.path()).await;
         let server = server.unwrap();
         history(&store, 2).await;
-        let s = plan_next(&store, target.prefix(), 3).await.unwrap().unwrap();
+        let s = plan_next(&store, target.prefix(), 3)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((s.first_id, s.last_id), (1, 2));
         ship_planned(&store, &target, &s).await.unwrap();
         // The bookkeeping never happened: as if the shipper died after the PUT.
@@ -149,7 +156,11 @@ async fn issue_7_retried_batch_overwrites_never_duplicates() {
             let rows = decode_object(&target.get(k).await.unwrap().unwrap()).unwrap();
             covered.extend(rows.iter().map(|r| r.id));
         }
-        assert_eq!(covered, (1..=17).collect::<Vec<i64>>(), "each row once: {keys:?}");
+        assert_eq!(
+            covered,
+            (1..=17).collect::<Vec<i64>>(),
+            "each row once: {keys:?}"
+        );
         crate::common::close(&other).await;
     })
     .await;
@@ -221,7 +232,10 @@ async fn tampering_is_named(kind: Kind, store: Store, db: TestDb) {
     // One changed field of row 5 inside the second object.
     let mut rows = decode_object(&original).unwrap();
     rows[1].actor = "mallory".into();
-    target.put(&second, encode_batch(&rows).unwrap()).await.unwrap();
+    target
+        .put(&second, encode_batch(&rows).unwrap())
+        .await
+        .unwrap();
     let b = verify_shipped(&store, &target).await.unwrap().first_broken;
     let b = b.expect("tampering detected");
     assert_eq!((b.key.as_str(), b.id), (second.as_str(), Some(5)), "{b:?}");
@@ -238,7 +252,10 @@ async fn tampering_is_named(kind: Kind, store: Store, db: TestDb) {
 
     // A row changed in the store after shipping: the copy disagrees.
     target.put(&second, original).await.unwrap();
-    assert_eq!(verify_shipped(&store, &target).await.unwrap().first_broken, None);
+    assert_eq!(
+        verify_shipped(&store, &target).await.unwrap().first_broken,
+        None
+    );
     db.execute(
         "UPDATE audit SET target = 'thing:x' WHERE id = 2",
         "UPDATE audit SET target = 'thing:x' WHERE id = 2",
@@ -296,7 +313,10 @@ async fn issue_7_object_lock_headers_sent_when_configured() {
         .unwrap();
     ship_once(&store, &plain, 1).await.unwrap();
     for put in server.puts() {
-        assert!(!put.headers.contains_key("x-amz-object-lock-mode"), "{put:?}");
+        assert!(
+            !put.headers.contains_key("x-amz-object-lock-mode"),
+            "{put:?}"
+        );
     }
     let mut cfg = server.config(BUCKET, "locked");
     cfg.object_lock = Some(ObjectLock {

@@ -94,7 +94,8 @@ impl S3Server {
                     hyper::service::Service::call(&service, req)
                 });
                 conns.spawn(async move {
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let _ = builder
                         .serve_connection(TokioIo::new(socket), handler)
                         .await;
