@@ -248,6 +248,9 @@ pub struct ServeOptions {
     pub embed: indexer::embedder::EmbedArgs,
     /// Usage event recording (queue, batch, flush interval).
     pub usage: engine::usage::SinkConfig,
+    /// Audit shipping (`None`: off). Used on the embedded store only; with
+    /// PostgreSQL, `kmt-indexer` ships.
+    pub audit_ship: Option<engine::audit_ship::ShipConfig>,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -329,6 +332,15 @@ pub async fn serve_on(
             jobs_stop.clone(),
         ))
     });
+    // The audit shipper, likewise: in-process on the embedded store.
+    let shipper = match (&store_for_jobs, opts.audit_ship.clone()) {
+        (Store::Sqlite(_), Some(cfg)) => Some(tokio::spawn(engine::audit_ship::run(
+            store_for_jobs.clone(),
+            cfg,
+            jobs_stop.clone(),
+        ))),
+        _ => None,
+    };
     let app = router(state, opts.request_timeout, opts.rate_limit);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -349,6 +361,9 @@ pub async fn serve_on(
     }
     if let Some(j) = jobs {
         let _ = j.await;
+    }
+    if let Some(s) = shipper {
+        let _ = s.await;
     }
     Ok(())
 }

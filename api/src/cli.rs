@@ -86,6 +86,10 @@ pub struct ServerArgs {
     /// Embedding model settings (semantic and hybrid search).
     #[command(flatten)]
     pub embed: indexer::embedder::EmbedArgs,
+    /// Audit shipping (in-process on the embedded store; with PostgreSQL,
+    /// `kmt-indexer` ships).
+    #[command(flatten)]
+    pub audit_ship: indexer::audit_ship::AuditShipArgs,
 }
 
 /// Subcommands.
@@ -177,9 +181,17 @@ pub enum RoleCommand {
 /// `kmt audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of the audit table; exits non-zero and names
-    /// the first bad row when any row was changed, removed or reordered.
-    Verify,
+    /// Check the hash chain of the audit table and of the shipped objects;
+    /// exits non-zero and names the first bad row (and object) when any row
+    /// was changed, removed or reordered, or an object is missing.
+    Verify {
+        /// Where the shipped objects are.
+        #[command(flatten)]
+        target: indexer::audit_ship::AuditTargetArgs,
+        /// Check only the table, not the shipped objects.
+        #[arg(long)]
+        store_only: bool,
+    },
 }
 
 /// `kmt token ...`
@@ -241,6 +253,7 @@ impl ServerArgs {
                 batch: self.event_batch.max(1),
                 flush_interval: Duration::from_millis(self.event_flush_ms.max(1)),
             },
+            audit_ship: self.audit_ship.config(data_dir),
         }
     }
 }
@@ -350,20 +363,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("group {} defined", g.name);
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify) => {
-            let r = engine::store::audit::verify(&store).await?;
-            match r.first_broken {
-                None => {
-                    println!("audit chain intact: {} rows", r.rows);
-                    Ok(())
-                }
-                Some(b) => anyhow::bail!(
-                    "audit chain broken at row {}: {} ({} rows before it verified)",
-                    b.id,
-                    b.reason,
-                    r.rows
-                ),
-            }
+        Command::Audit(AuditCommand::Verify { target, store_only }) => {
+            let shipped = (!store_only).then(|| target.config(&cli.data_dir));
+            audit_verify(&store, shipped).await
         }
         Command::Token(TokenCommand::Create { user, name }) => {
             let t = engine::users::issue_token(&store, &system, &user, &name).await?;
@@ -371,6 +373,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `kmt audit verify`: the table's chain, then (unless `shipped` is `None`)
+/// the shipped objects against their records, the chain and the table.
+async fn audit_verify(
+    store: &Store,
+    shipped: Option<engine::audit_ship::TargetConfig>,
+) -> anyhow::Result<()> {
+    let r = engine::store::audit::verify(store).await?;
+    if let Some(b) = r.first_broken {
+        anyhow::bail!(
+            "audit chain broken at row {}: {} ({} rows before it verified)",
+            b.id,
+            b.reason,
+            r.rows
+        );
+    }
+    println!("audit chain intact: {} rows", r.rows);
+    let Some(cfg) = shipped else { return Ok(()) };
+    let target = engine::audit_ship::ShipTarget::open(&cfg).await?;
+    let s = engine::audit_ship::verify_shipped(store, &target).await?;
+    if let Some(b) = s.first_broken {
+        let row = b.id.map(|id| format!(" at row {id}")).unwrap_or_default();
+        anyhow::bail!(
+            "shipped audit object {} in {} is bad{row}: {} ({} objects before it verified)",
+            b.key,
+            target.describe(),
+            b.reason,
+            s.objects
+        );
+    }
+    if let Some(key) = s.unrecorded.first() {
+        anyhow::bail!(
+            "shipped audit object {key} in {} is not in the shipment records ({} such objects)",
+            target.describe(),
+            s.unrecorded.len()
+        );
+    }
+    println!(
+        "shipped audit objects intact: {} objects, {} rows in {}",
+        s.objects,
+        s.rows,
+        target.describe()
+    );
+    Ok(())
 }
 
 /// A minimal HTTP/1.0 GET of `/healthz`.

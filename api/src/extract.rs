@@ -89,6 +89,31 @@ impl Params {
     }
 }
 
+impl Params {
+    /// `key` as a time: RFC 3339 (`2025-01-31T12:00:00Z`) or a date
+    /// (`2025-01-31`, meaning its midnight UTC); `None` when absent.
+    pub fn time(&self, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        let Some(v) = self.get(key).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+            return Ok(Some(t.with_timezone(&chrono::Utc)));
+        }
+        match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+            Ok(d) => Ok(Some(d.and_time(chrono::NaiveTime::MIN).and_utc())),
+            Err(_) => Err(ApiError::Engine(engine::Error::invalid(
+                key,
+                format!("{v:?} is not an RFC 3339 time or a YYYY-MM-DD date"),
+            ))),
+        }
+    }
+
+    /// `key` as a non-empty string; `None` when absent or empty.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.get(key).filter(|v| !v.is_empty()).map(String::from)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 

@@ -349,7 +349,16 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
     let size = tokio::task::spawn_blocking(move || index.size_bytes())
         .await
         .unwrap_or(0);
-    let body = render(&s, size);
+    // Computed from the store, so every replica reports the same backlog
+    // whichever process ships.
+    let audit = match s.store.audit_ship_status().await {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: reading the audit shipping status failed");
+            None
+        }
+    };
+    let body = render(&s, size, audit);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
@@ -358,10 +367,18 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The whole exposition; `index_size` is the live generation's bytes.
-pub fn render(s: &AppState, index_size: u64) -> String {
+/// The whole exposition; `index_size` is the live generation's bytes,
+/// `audit` the audit shipping status (left out when the store failed).
+pub fn render(
+    s: &AppState,
+    index_size: u64,
+    audit: Option<engine::store::AuditShipStatus>,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
     s.metrics.write_recorded(&mut out);
+    if let Some(a) = audit {
+        write_audit(&mut out, a);
+    }
 
     gauge(
         &mut out,
@@ -539,6 +556,38 @@ pub fn render(s: &AppState, index_size: u64) -> String {
         f.batch_durations.sum_seconds(),
     );
     out
+}
+
+/// Audit shipping: the backlog and the last shipment's time and age.
+fn write_audit(out: &mut String, a: engine::store::AuditShipStatus) {
+    gauge(
+        out,
+        "kmt_audit_unshipped_rows",
+        "Audit rows not yet shipped to the audit bucket.",
+        a.unshipped_rows,
+    );
+    gauge(
+        out,
+        "kmt_audit_shipped_through_id",
+        "Last audit row id shipped (0 before the first shipment).",
+        a.shipped_through,
+    );
+    let at = a.last_shipped_at;
+    gauge(
+        out,
+        "kmt_audit_last_shipment_timestamp_seconds",
+        "Unix time of the last audit shipment (0 = never).",
+        at.map_or(0, |t| t.timestamp()),
+    );
+    if let Some(t) = at {
+        let age = (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0;
+        gauge(
+            out,
+            "kmt_audit_last_shipment_age_seconds",
+            "Seconds since the last audit shipment (absent before the first).",
+            age,
+        );
+    }
 }
 
 /// `# HELP` and `# TYPE` lines of a metric family.

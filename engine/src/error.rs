@@ -54,6 +54,9 @@ pub enum Error {
     /// embedding server answered badly.
     #[error("embedding error: {0}")]
     Embedding(String),
+    /// The audit bucket (or directory) could not be written or read.
+    #[error("audit shipping target error: {0}")]
+    ShipTarget(String),
     /// The engine is shutting down or a background task died.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -104,7 +107,7 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Unauthenticated => ErrorKind::Unauthenticated,
             Error::Forbidden(_) => ErrorKind::Forbidden,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::ShipTarget(_) => ErrorKind::Unavailable,
             Error::Database(_)
             | Error::Migrate(_)
             | Error::Index(_)

@@ -2,6 +2,7 @@
 //! the full-text index and the importers. It never speaks HTTP.
 
 pub mod articles;
+pub mod audit_ship;
 pub mod auth;
 pub mod embed;
 pub mod error;

@@ -6,6 +6,7 @@
 //! `kmt-indexer` binary (the process that, in Postgres deployments, owns the
 //! published index and, in later issues, embeddings and snapshots).
 
+pub mod audit_ship;
 pub mod embedder;
 pub mod error;
 pub mod follower;

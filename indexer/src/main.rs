@@ -35,6 +35,9 @@ struct Config {
     /// Embedding model settings (semantic search).
     #[command(flatten)]
     embed: indexer::embedder::EmbedArgs,
+    /// Audit shipping settings.
+    #[command(flatten)]
+    audit_ship: indexer::audit_ship::AuditShipArgs,
     /// Log format: `text` or `json`.
     #[arg(long, env = "KMT_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -77,9 +80,15 @@ async fn main() -> anyhow::Result<()> {
     // replicas following the same store reuse them instead of embedding.
     let (embedding, _) = indexer::embedder::setup(&cfg.embed, &store, &index);
     tracing::info!(index = %index_dir.display(), checkpoint = follower.status().checkpoint.load(std::sync::atomic::Ordering::Relaxed), "indexer started");
+    let audit_ship = cfg.audit_ship.config(&cfg.data_dir);
     if cfg.once {
         let n = follower.catch_up().await?;
         tracing::info!(applied = n, "caught up");
+        if let Some(ship) = &audit_ship {
+            let target = engine::audit_ship::ShipTarget::open(&ship.target).await?;
+            let out = engine::audit_ship::ship_once(&store, &target, ship.batch_rows).await?;
+            tracing::info!(batches = out.batches, rows = out.rows, "audit shipped");
+        }
         if let Some((mut worker, _)) = embedding {
             let n = worker.sync_all().await?;
             worker.save_index();
@@ -95,6 +104,12 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Shipping runs only here, under the leadership, so one process ships
+    // per database.
+    let shipper = audit_ship.map(|ship| {
+        tracing::info!(audit_target = ?ship.target, "shipping the audit trail");
+        tokio::spawn(engine::audit_ship::run(store.clone(), ship, rx.clone()))
+    });
     let jobs = tokio::spawn(indexer::jobs::run(
         store,
         std::sync::Arc::new(engine::jobs::SystemClock),
@@ -124,6 +139,9 @@ async fn main() -> anyhow::Result<()> {
     follower.run(rx).await;
     let lost_leadership = watch.is_finished() && watch.await.unwrap_or(false);
     let _ = jobs.await;
+    if let Some(t) = shipper {
+        let _ = t.await;
+    }
     if let Some(t) = embed_task {
         let _ = t.await;
     }

@@ -522,6 +522,7 @@ async fn state(s: &TestServer) -> (i64, usize, i64, usize) {
         .list_audit(&engine::store::AuditFilter {
             after_id: 0,
             limit: 100_000,
+            ..Default::default()
         })
         .await
         .unwrap()

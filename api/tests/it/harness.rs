@@ -175,6 +175,13 @@ impl TestServer {
             rate_limit,
             embed,
             usage,
+            // In-process shipping to `<dir>/shipped` (embedded store only).
+            audit_ship: Some(engine::audit_ship::ShipConfig {
+                target: engine::audit_ship::TargetConfig::Dir(ts.dir.path().join("shipped")),
+                batch_rows: 1000,
+                interval: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(1),
+            }),
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

@@ -82,6 +82,7 @@ pub async fn verify(store: &super::Store) -> crate::Result<ChainReport> {
             .list_audit(&super::AuditFilter {
                 after_id: expected_id - 1,
                 limit: 1000,
+                ..Default::default()
             })
             .await?;
         if page.is_empty() {

@@ -15,6 +15,7 @@ pub mod audit;
 mod common;
 pub mod leader;
 pub mod postgres;
+mod shipments;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::model::{
 };
 
 pub use postgres::PgStore;
+pub use shipments::{AuditShipStatus, AuditShipment};
 pub use sqlite::SqliteStore;
 
 /// Outcome of [`Store::upsert_batch`].
@@ -41,13 +43,23 @@ pub struct UpsertOutcome {
     pub unchanged: usize,
 }
 
-/// Filter for [`Store::list_audit`].
+/// Filter for [`Store::list_audit`]. Conditions that are set all apply.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     /// Only rows with id > this.
     pub after_id: i64,
     /// Most rows to return.
     pub limit: i64,
+    /// Only rows by this actor (username).
+    pub actor: Option<String>,
+    /// Only rows with this action (`article.create`).
+    pub action: Option<String>,
+    /// Only rows about this target (`article:42`, `user:vera`).
+    pub target: Option<String>,
+    /// Only rows at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only rows before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Filter for [`Store::list_tasks`].

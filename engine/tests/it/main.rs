@@ -1,8 +1,10 @@
 //! The engine's integration tests, one binary so the crate links once.
 //! Add a `mod` line per area.
 
+mod audit_ship;
 mod common;
 mod embed;
+mod s3server;
 mod search;
 mod sections;
 mod semantic;

@@ -320,6 +320,7 @@ async fn audit_rows_form_a_verifiable_chain() {
             .list_audit(&AuditFilter {
                 after_id: 2,
                 limit: 3,
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -281,6 +281,7 @@ async fn upsert_batch_counts_and_skips_unchanged() {
             .list_audit(&AuditFilter {
                 after_id: before.2 as i64,
                 limit: 0,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -392,6 +393,7 @@ async fn upsert_batch_of_a_thousand_is_fast() {
             .list_audit(&AuditFilter {
                 after_id: 0,
                 limit: 5000,
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -11,6 +11,7 @@ pub async fn snapshot(store: &Store) -> (i64, i64, usize) {
         .list_audit(&AuditFilter {
             after_id: 0,
             limit: 100_000,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -1,6 +1,7 @@
 //! The indexer's integration tests: the real `kmt-indexer` binary killed
 //! with SIGKILL at random points must converge to the store's state.
 
+mod audit_ship;
 mod embedding;
 
 use std::process::{Child, Command, Stdio};

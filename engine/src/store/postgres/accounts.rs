@@ -254,11 +254,21 @@ impl PgStore {
 
     /// See [`super::Store::list_audit`].
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        // Unset conditions bind NULL and drop out.
         let sql = "SELECT id, at, actor, action, target, details, prev_hash, hash FROM audit \
-                   WHERE id > $1 ORDER BY id LIMIT $2";
+                   WHERE id > $1 AND ($3::text IS NULL OR actor = $3) \
+                   AND ($4::text IS NULL OR action = $4) AND ($5::text IS NULL OR target = $5) \
+                   AND ($6::timestamptz IS NULL OR at >= $6) \
+                   AND ($7::timestamptz IS NULL OR at < $7) \
+                   ORDER BY id LIMIT $2";
         let query = sqlx::query(sql)
             .bind(filter.after_id)
-            .bind(audit_limit(filter.limit));
+            .bind(audit_limit(filter.limit))
+            .bind(&filter.actor)
+            .bind(&filter.action)
+            .bind(&filter.target)
+            .bind(filter.since)
+            .bind(filter.until);
         let rows = query.fetch_all(&self.pool).await?;
         let entry = |r: &PgRow| -> Result<AuditEntry> {
             Ok(AuditEntry {

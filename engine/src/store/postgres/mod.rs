@@ -37,6 +37,7 @@ mod articles;
 mod embeddings;
 mod notifications;
 mod preferences;
+mod shipments;
 mod usage;
 mod workflow;
 

@@ -267,11 +267,22 @@ impl SqliteStore {
 
     /// See [`super::Store::list_audit`].
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        // Unset conditions bind NULL and drop out. Times are RFC 3339 text
+        // in UTC written by sqlx, whose bound values have the same form, so
+        // text order is time order.
         let sql = "SELECT id, at, actor, action, target, details, prev_hash, hash FROM audit \
-                   WHERE id > ?1 ORDER BY id LIMIT ?2";
+                   WHERE id > ?1 AND (?3 IS NULL OR actor = ?3) \
+                   AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR target = ?5) \
+                   AND (?6 IS NULL OR at >= ?6) AND (?7 IS NULL OR at < ?7) \
+                   ORDER BY id LIMIT ?2";
         let query = sqlx::query(sql)
             .bind(filter.after_id)
-            .bind(audit_limit(filter.limit));
+            .bind(audit_limit(filter.limit))
+            .bind(&filter.actor)
+            .bind(&filter.action)
+            .bind(&filter.target)
+            .bind(filter.since)
+            .bind(filter.until);
         let rows = query.fetch_all(&self.pool).await?;
         let entry = |r: &SqliteRow| -> Result<AuditEntry> {
             let details: &str = r.try_get("details")?;

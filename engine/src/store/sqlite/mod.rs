@@ -26,6 +26,7 @@ mod articles;
 mod embeddings;
 mod notifications;
 mod preferences;
+mod shipments;
 mod usage;
 mod workflow;
 
