@@ -54,6 +54,11 @@ pub enum Error {
     /// embedding server answered badly.
     #[error("embedding error: {0}")]
     Embedding(String),
+    /// Sending a notification outside the application failed (a webhook
+    /// answered badly, the SMTP server refused), or its channel is
+    /// misconfigured.
+    #[error("delivery error: {0}")]
+    Delivery(String),
     /// The engine is shutting down or a background task died.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -111,7 +116,8 @@ impl Error {
             | Error::IndexDir(_)
             | Error::Io(_)
             | Error::Corrupt(_)
-            | Error::Embedding(_) => ErrorKind::Internal,
+            | Error::Embedding(_)
+            | Error::Delivery(_) => ErrorKind::Internal,
         }
     }
 }

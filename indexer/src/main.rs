@@ -35,6 +35,9 @@ struct Config {
     /// Embedding model settings (semantic search).
     #[command(flatten)]
     embed: indexer::embedder::EmbedArgs,
+    /// Notification channels (e-mail, webhooks) the scheduler delivers to.
+    #[command(flatten)]
+    notify: indexer::jobs::NotifyArgs,
     /// Log format: `text` or `json`.
     #[arg(long, env = "KMT_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -59,9 +62,11 @@ async fn main() -> anyhow::Result<()> {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .init();
     }
+    let delivery = cfg.notify.config();
     let store = Store::open(cfg.database_url.as_deref(), &cfg.data_dir)
         .await
-        .context("opening the store")?;
+        .context("opening the store")?
+        .with_channels(delivery.channels());
     // One indexer leads (a PostgreSQL advisory lock); others stand by and
     // take over when the leader's connection dies.
     let mut leadership = store
@@ -95,10 +100,14 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let clock = std::sync::Arc::new(engine::jobs::SystemClock);
+    let deliverer = engine::notify::deliver::Deliverer::new(store.clone(), clock.clone(), delivery)
+        .context("configuring notification delivery")?;
     let jobs = tokio::spawn(indexer::jobs::run(
         store,
-        std::sync::Arc::new(engine::jobs::SystemClock),
+        clock,
         indexer::jobs::DEFAULT_INTERVAL,
+        Some(std::sync::Arc::new(deliverer)),
         rx.clone(),
     ));
     let lost = tx.clone();

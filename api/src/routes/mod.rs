@@ -3,6 +3,7 @@
 
 pub mod articles;
 pub mod audit;
+pub mod channels;
 pub mod health;
 pub mod notifications;
 pub mod rules;

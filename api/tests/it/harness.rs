@@ -148,6 +148,7 @@ impl TestServer {
             cookie_secure: false,
             rate_limit,
             embed,
+            delivery: Default::default(),
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

@@ -11,7 +11,11 @@ use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
 
+mod delivery;
 mod workflow;
+pub use delivery::{
+    check_url, CategoryWebhook, Channel, Channels, Contact, Delivery, DeliveryState,
+};
 pub use workflow::{
     CategoryRule, Decision, EscalationStep, Notification, RuleSpec, Task, TaskKind, TaskStatus,
     WorkingCopy,
@@ -492,6 +496,12 @@ pub struct User {
     pub roles: Vec<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// E-mail address for notifications, if any.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Webhook URL for notifications (an SMS gateway), if any.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 /// One audit-trail row.

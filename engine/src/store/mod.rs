@@ -13,6 +13,7 @@
 
 pub mod audit;
 mod common;
+mod deliveries;
 pub mod leader;
 pub mod postgres;
 pub mod sqlite;
@@ -27,6 +28,7 @@ use crate::model::{
     Notification, RuleSpec, Task, User, WorkingCopy,
 };
 
+pub use deliveries::DeliveryOutcome;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -28,6 +28,7 @@
 
 mod accounts;
 mod articles;
+mod deliveries;
 mod embeddings;
 mod notifications;
 mod workflow;
@@ -43,6 +44,7 @@ use super::common::{chained_json, signal, PendingAudit};
 #[cfg(doc)]
 use super::Store;
 use crate::error::Result;
+use crate::model::Channels;
 
 /// Key of the advisory lock that serialises writers (any fixed constant).
 const WRITE_LOCK: i64 = 72_3401;
@@ -60,6 +62,8 @@ type Tx = Transaction<'static, Postgres>;
 pub struct PgStore {
     pool: PgPool,
     notify: Arc<Notify>,
+    /// The per-user delivery channels notifications enqueue for.
+    channels: Channels,
 }
 
 impl PgStore {
@@ -80,7 +84,11 @@ impl PgStore {
         let notify = Arc::new(Notify::new());
         let listener = connect_listener(&pool).await?;
         tokio::spawn(listen(pool.clone(), listener, Arc::downgrade(&notify)));
-        Ok(PgStore { pool, notify })
+        Ok(PgStore {
+            pool,
+            notify,
+            channels: Channels::default(),
+        })
     }
 
     /// Closes every connection (the listener stops too). Later calls fail.

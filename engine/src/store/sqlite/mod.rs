@@ -20,6 +20,7 @@
 
 mod accounts;
 mod articles;
+mod deliveries;
 mod embeddings;
 mod notifications;
 mod workflow;
@@ -38,6 +39,7 @@ use super::common::{chained_json, signal, PendingAudit};
 #[cfg(doc)]
 use super::Store;
 use crate::error::{Error, Result};
+use crate::model::Channels;
 
 /// How often followers re-check: other processes may write the same file.
 const POLL: Duration = Duration::from_millis(200);
@@ -57,6 +59,8 @@ pub struct SqliteStore {
     notify: Arc<Notify>,
     /// Queues this process's writers (see the module docs).
     writer: Arc<Mutex<()>>,
+    /// The per-user delivery channels notifications enqueue for.
+    channels: Channels,
 }
 
 impl SqliteStore {
@@ -87,6 +91,7 @@ impl SqliteStore {
             pool,
             notify,
             writer,
+            channels: Channels::default(),
         })
     }
 
