@@ -8,6 +8,8 @@ mod harness;
 mod http;
 mod import;
 mod metrics;
+mod notify;
+mod receivers;
 mod semantic;
 mod session;
 mod suggest;

@@ -91,6 +91,9 @@ impl Mailer {
         let text = d.payload["message"].as_str().unwrap_or("");
         let subject: String = format!("KMT: {text}").chars().take(150).collect();
         let mut body = format!("{text}\n");
+        if let Some(step) = d.payload["step"].as_i64() {
+            body.push_str(&format!("\nEscalation step: {step}\n"));
+        }
         if let Some(a) = d.payload["article_id"].as_i64() {
             body.push_str(&format!("\nArticle: /v1/articles/{a}\n"));
         }
