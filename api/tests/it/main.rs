@@ -9,6 +9,7 @@ mod http;
 mod import;
 mod metrics;
 mod notify;
+mod promote;
 mod receivers;
 mod semantic;
 mod session;
