@@ -401,15 +401,23 @@ async fn issue_4_restart_mid_escalation_sends_no_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue_4_two_schedulers_deliver_once() {
-    let ts = TestStore::new(Backend::Postgres).await;
+    // PostgreSQL is the deployment with several scheduler processes; the
+    // embedded file is checked too (two processes on one file are possible).
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        two_schedulers(backend).await;
+    }
+}
+
+async fn two_schedulers(backend: Backend) {
+    let ts = TestStore::new(backend).await;
     let (hooks, smtp) = (WebhookReceiver::start().await, SmtpSink::start().await);
     let channels = Channels {
         email: true,
         webhook: true,
     };
     let one = ts.store.clone().with_channels(channels);
-    let url = ts.pg_url().unwrap();
-    let two = Store::open(Some(&url), ts.dir.path())
+    let url = ts.pg_url();
+    let two = Store::open(url.as_deref(), ts.dir.path())
         .await
         .unwrap()
         .with_channels(channels);
@@ -479,8 +487,9 @@ async fn issue_4_two_schedulers_deliver_once() {
         .flat_map(|(s, r)| [(*s, *r, "email"), (*s, *r, "webhook")])
         .collect();
     assert_eq!(escalation_receipts(&hooks, &smtp), expect(&expected));
-    if let Store::Postgres(s) = &two {
-        s.close().await;
+    match &two {
+        Store::Postgres(s) => s.close().await,
+        Store::Sqlite(s) => s.close().await,
     }
     ts.cleanup().await;
 }
