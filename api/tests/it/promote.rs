@@ -445,3 +445,38 @@ async fn issue_4_user_addresses() {
     );
     s.stop().await;
 }
+
+/// The notification settings parse from flags and environment names, and
+/// turn the channels on only when configured.
+#[test]
+fn issue_4_notification_settings() {
+    use clap::Parser;
+    let cli = api::cli::Cli::try_parse_from([
+        "kmt",
+        "serve",
+        "--smtp-url",
+        "smtp://127.0.0.1:2525",
+        "--delivery-max-attempts",
+        "3",
+    ])
+    .unwrap();
+    let api::cli::Command::Serve(args) = cli.command else {
+        panic!("not serve");
+    };
+    let cfg = args.notify.config();
+    assert_eq!(cfg.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+    assert_eq!(cfg.max_attempts, 3);
+    assert_eq!(cfg.smtp_from, "kmt@localhost");
+    assert_eq!(
+        cfg.channels(),
+        Channels {
+            email: true,
+            webhook: false
+        }
+    );
+    let off = api::cli::Cli::try_parse_from(["kmt", "serve"]).unwrap();
+    let api::cli::Command::Serve(args) = off.command else {
+        panic!("not serve");
+    };
+    assert_eq!(args.notify.config().channels(), Channels::default());
+}
