@@ -99,18 +99,30 @@ pub async fn create(store: &Store, p: &Principal, input: NewUser) -> Result<User
     store.set_contact(p, &user.username, &contact).await
 }
 
-/// Sets a user's notification addresses: admins for anyone, others for
-/// themselves.
+/// Sets a user's notification addresses: admins for anyone; others for
+/// themselves, and only their e-mail. The server POSTs to a webhook URL, so
+/// letting anyone choose one would let them aim the server at internal
+/// addresses: admins set those.
 pub async fn set_contact(
     store: &Store,
     p: &Principal,
     username: &str,
     contact: Contact,
 ) -> Result<User> {
-    if p.username != username && !p.has(Permission::UserAdmin) {
+    let admin = p.has(Permission::UserAdmin);
+    if p.username != username && !admin {
         return Err(Error::Forbidden(Permission::UserAdmin.as_str()));
     }
     let contact = contact.normalised()?;
+    if !admin {
+        let current = store
+            .get_user(username)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        if current.webhook_url != contact.webhook_url {
+            return Err(Error::Forbidden(Permission::UserAdmin.as_str()));
+        }
+    }
     store.set_contact(p, username, &contact).await
 }
 

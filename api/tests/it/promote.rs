@@ -436,6 +436,22 @@ async fn issue_4_user_addresses() {
         .0,
         422
     );
+    let hook = json!({"email": "vera@example.org", "webhook_url": "http://127.0.0.1:9/x"});
+    let refused = call(&s, Method::PUT, path, Some("vera"), Some(hook.clone())).await;
+    assert_eq!(refused.0, 403, "only admins point the server at a URL");
+    let (code, u) = call(&s, Method::PUT, path, Some("admin"), Some(hook)).await;
+    assert_eq!(
+        (code, &u["webhook_url"]),
+        (200, &json!("http://127.0.0.1:9/x"))
+    );
+    // Vera may still change her e-mail, keeping the URL the admin set.
+    let keep = json!({"email": "v@example.org", "webhook_url": "http://127.0.0.1:9/x"});
+    assert_eq!(
+        call(&s, Method::PUT, path, Some("vera"), Some(keep))
+            .await
+            .0,
+        200
+    );
     let (_, audit) = call(&s, Method::GET, "/v1/audit?limit=500", Some("admin"), None).await;
     let text = audit.to_string();
     assert!(text.contains("user.set_contact"));
@@ -479,4 +495,28 @@ fn issue_4_notification_settings() {
         panic!("not serve");
     };
     assert_eq!(args.notify.config().channels(), Channels::default());
+}
+
+/// A delivery whose subscription was deleted is given up at once, not
+/// retried; nothing reaches the old URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_4_deleted_webhook_is_not_retried() {
+    let ts = TestStore::new(Backend::Sqlite).await;
+    let hooks = WebhookReceiver::start().await;
+    let system = Principal::system();
+    let store = ts.store.clone();
+    let hook =
+        engine::notify::channels::register_webhook(&store, &system, "payroll", &hooks.url("/h"))
+            .await
+            .unwrap();
+    let d = draft("gone", "Gone", "payroll", &["public"], Status::Published);
+    store.create_article(&system, d).await.unwrap();
+    engine::notify::channels::delete_webhook(&store, &system, "payroll", hook.id)
+        .await
+        .unwrap();
+    let clock = TestClock::at(Utc::now());
+    let report = drain(&deliverer(&store, &clock, config(None))).await;
+    assert_eq!((report.sent, report.retried, report.failed), (0, 0, 1));
+    assert!(hooks.hits().is_empty());
+    ts.cleanup().await;
 }

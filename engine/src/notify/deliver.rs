@@ -184,36 +184,50 @@ impl Deliverer {
     }
 
     /// One send, bounded by the timeout.
-    async fn attempt(&self, d: &Delivery, now: DateTime<Utc>) -> Result<()> {
+    async fn attempt(&self, d: &Delivery, now: DateTime<Utc>) -> Result<(), Failure> {
         let send = async {
             match d.channel {
                 Channel::Email => match &self.mailer {
-                    Some(m) => m.send(d).await,
-                    None => Err(Error::Delivery("e-mail is not configured".into())),
+                    Some(m) => m.send(d).await.map_err(Failure::retry),
+                    None => Err(Failure::permanent(
+                        "e-mail is not configured (KMT_SMTP_URL)",
+                    )),
                 },
                 Channel::Webhook => match &self.cfg.webhook_secret {
-                    Some(secret) => send::webhook(&self.http, d, secret, now.timestamp()).await,
-                    None => Err(Error::Delivery("KMT_WEBHOOK_SECRET is not set".into())),
+                    Some(secret) => send::webhook(&self.http, d, secret, now.timestamp())
+                        .await
+                        .map_err(Failure::retry),
+                    None => Err(Failure::permanent("KMT_WEBHOOK_SECRET is not set")),
                 },
                 Channel::CategoryWebhook => {
                     let id = d.subscription_id.unwrap_or_default();
-                    match self.store.webhook_secret(id).await? {
-                        Some(secret) => {
-                            send::webhook(&self.http, d, &secret, now.timestamp()).await
-                        }
-                        None => Err(Error::Delivery("the webhook was deleted".into())),
+                    match self
+                        .store
+                        .webhook_secret(id)
+                        .await
+                        .map_err(Failure::retry)?
+                    {
+                        Some(secret) => send::webhook(&self.http, d, &secret, now.timestamp())
+                            .await
+                            .map_err(Failure::retry),
+                        None => Err(Failure::permanent("the webhook was deleted")),
                     }
                 }
             }
         };
         match tokio::time::timeout(self.cfg.timeout, send).await {
             Ok(r) => r,
-            Err(_) => Err(Error::Delivery("timed out".into())),
+            Err(_) => Err(Failure::retry(Error::Delivery("timed out".into()))),
         }
     }
 
     /// Records the outcome of one attempt.
-    async fn record(&self, d: &Delivery, r: Result<()>, report: &mut RunReport) -> Result<()> {
+    async fn record(
+        &self,
+        d: &Delivery,
+        r: Result<(), Failure>,
+        report: &mut RunReport,
+    ) -> Result<()> {
         let now = self.clock.now();
         let c = slot(d.channel);
         match r {
@@ -222,10 +236,10 @@ impl Deliverer {
                 self.stats.sent[c].fetch_add(1, Ordering::Relaxed);
                 report.sent += 1;
             }
-            Err(e) => {
-                let error = e.to_string();
-                let retry =
-                    (d.attempts < self.cfg.max_attempts as i32).then(|| now + backoff(d.attempts));
+            Err(f) => {
+                let error = f.error;
+                let retry = (!f.permanent && d.attempts < self.cfg.max_attempts as i32)
+                    .then(|| now + backoff(d.attempts));
                 self.store
                     .delivery_done(d.id, now, Err((&error, retry)))
                     .await?;
@@ -244,6 +258,30 @@ impl Deliverer {
             }
         }
         Ok(())
+    }
+}
+
+/// Why an attempt failed, and whether trying again could help.
+struct Failure {
+    error: String,
+    permanent: bool,
+}
+
+impl Failure {
+    fn retry(e: Error) -> Failure {
+        Failure {
+            error: e.to_string(),
+            permanent: false,
+        }
+    }
+
+    /// Nothing a retry could change: the channel is off or the
+    /// subscription is gone.
+    fn permanent(why: &str) -> Failure {
+        Failure {
+            error: why.to_string(),
+            permanent: true,
+        }
     }
 }
 

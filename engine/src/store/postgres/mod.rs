@@ -21,6 +21,9 @@
 //!
 //! Notifications are rows in `notifications`; an escalation step is sent
 //! once, guarded by its `escalations` marker row in the same transaction.
+//! Their external deliveries, and those of publications to category
+//! webhooks, are rows of the `deliveries` outbox written in the event's
+//! transaction (`deliveries.rs`).
 //!
 //! The rules both stores share (validation, batch planning, audit chaining,
 //! what a submission or decision changes) live in the private `common`

@@ -12,7 +12,9 @@
 //! [`SqliteStore::update_article`]. Category rules are versioned rows in
 //! `category_rules` (the spec as JSON text); a save reads the category's
 //! highest version and inserts the next under the same write lock.
-//! Notifications and escalation markers work as in the Postgres store. The
+//! Notifications, escalation markers and the `deliveries` outbox work as in
+//! the Postgres store; a delivery claim is one `UPDATE … RETURNING` under the
+//! write lock. The
 //! rules shared with the Postgres store
 //! (validation, batch planning, audit chaining, what a submission or
 //! decision changes) live in the private `common` module
