@@ -383,6 +383,21 @@ fn entities_ok(s: &str) -> bool {
     })
 }
 
+/// The new routes are described in the OpenAPI document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_4_channel_routes_are_documented() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (code, doc) = call(&s, Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(code, 200);
+    let paths = &doc["paths"];
+    assert!(paths["/v1/categories/{category}/webhooks"]["post"].is_object());
+    assert!(paths["/v1/categories/{category}/webhooks"]["get"].is_object());
+    assert!(paths["/v1/categories/{category}/webhooks/{id}"]["delete"].is_object());
+    assert!(paths["/v1/categories/{category}/feed.atom"]["get"].is_object());
+    assert!(paths["/v1/users/{username}/contact"]["put"].is_object());
+    s.stop().await;
+}
+
 /// Users' addresses are optional, set on creation or later, by admins or
 /// the users themselves; validated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
