@@ -22,8 +22,8 @@ use crate::error::problem;
 use crate::metrics;
 use crate::ratelimit::{Limiter, RateLimit};
 use crate::routes::{
-    analytics, articles, audit, health, notifications, rules, search, session, usage, users,
-    workflow,
+    analytics, articles, audit, channels, health, notifications, rules, search, session, usage,
+    users, workflow,
 };
 use crate::state::AppState;
 
@@ -42,7 +42,8 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         rules::list, rules::effective, rules::history, rules::save,
         usage::events, usage::ratings, usage::rate, usage::helpful, usage::feedback, usage::privacy, usage::set_privacy, usage::my_history, usage::user_history,
         analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
-        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::create_token, users::reindex,
+        channels::create_webhook, channels::list_webhooks, channels::delete_webhook, channels::feed,
+        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::set_contact, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -171,6 +172,15 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/v1/analytics/articles", get(analytics::articles))
         .route("/v1/analytics/queries", get(analytics::queries))
         .route("/v1/analytics/timeseries", get(analytics::timeseries))
+        .route(
+            "/v1/categories/{category}/webhooks",
+            get(channels::list_webhooks).post(channels::create_webhook),
+        )
+        .route(
+            "/v1/categories/{category}/webhooks/{id}",
+            axum::routing::delete(channels::delete_webhook),
+        )
+        .route("/v1/categories/{category}/feed.atom", get(channels::feed))
         .route("/v1/audit", get(audit::list))
         .route("/v1/me", get(users::me))
         .route(
@@ -187,6 +197,7 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/roles", get(users::roles).post(users::create_group))
         .route("/v1/users/{username}/roles", put(users::set_roles))
+        .route("/v1/users/{username}/contact", put(users::set_contact))
         .route("/v1/users/{username}/tokens", post(users::create_token))
         .route("/v1/admin/reindex", post(users::reindex))
         .fallback(not_found)
@@ -251,6 +262,8 @@ pub struct ServeOptions {
     /// Audit shipping (`None`: off). Used on the embedded store only; with
     /// PostgreSQL, `kmt-indexer` ships.
     pub audit_ship: Option<engine::audit_ship::ShipConfig>,
+    /// Notification channels outside the application (e-mail, webhooks).
+    pub delivery: engine::notify::deliver::DeliveryConfig,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -276,6 +289,8 @@ pub async fn serve_on(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Every process that writes notifications enqueues their deliveries.
+    let store = store.with_channels(opts.delivery.channels());
     let index = open_index(&opts.index_dir)?;
     let follower = Follower::new(store.clone(), index.clone(), opts.index_batch).map_err(|e| {
         anyhow::anyhow!(
@@ -312,23 +327,32 @@ pub async fn serve_on(
         })
     };
     let usage = engine::usage::EventSink::start(store.clone(), opts.usage);
+    let clock: std::sync::Arc<dyn engine::jobs::Clock> =
+        std::sync::Arc::new(engine::jobs::SystemClock);
+    let deliverer =
+        engine::notify::deliver::Deliverer::new(store.clone(), clock.clone(), opts.delivery)
+            .map_err(|e| anyhow::anyhow!("configuring notification delivery: {e}"))?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    metrics.set_notify_stats(deliverer.stats());
     let state = AppState {
         usage: usage.clone(),
         store,
         index,
         follower: status,
         embedding: embed_status,
-        metrics: Default::default(),
+        metrics,
         sign_ins: Default::default(),
         cookie_secure: opts.cookie_secure,
     };
-    // Scheduled jobs: the embedded store has no separate kmt-indexer, so
-    // its server runs them; with PostgreSQL the indexer does.
+    // Scheduled jobs and notification delivery: the embedded store has no
+    // separate kmt-indexer, so its server runs them; with PostgreSQL the
+    // indexer does.
     let jobs = matches!(store_for_jobs, Store::Sqlite(_)).then(|| {
         tokio::spawn(indexer::jobs::run(
             store_for_jobs.clone(),
-            std::sync::Arc::new(engine::jobs::SystemClock),
+            clock,
             indexer::jobs::DEFAULT_INTERVAL,
+            Some(std::sync::Arc::new(deliverer)),
             jobs_stop.clone(),
         ))
     });

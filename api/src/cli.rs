@@ -90,6 +90,9 @@ pub struct ServerArgs {
     /// `kmt-indexer` ships).
     #[command(flatten)]
     pub audit_ship: indexer::audit_ship::AuditShipArgs,
+    /// Notification channels outside the application (e-mail, webhooks).
+    #[command(flatten)]
+    pub notify: indexer::jobs::NotifyArgs,
 }
 
 /// Subcommands.
@@ -144,6 +147,12 @@ pub enum UserCommand {
         /// Display name (default: the username).
         #[arg(long)]
         display_name: Option<String>,
+        /// E-mail address for notifications.
+        #[arg(long)]
+        email: Option<String>,
+        /// Webhook URL for notifications (an SMS gateway, say).
+        #[arg(long)]
+        webhook_url: Option<String>,
     },
     /// List users.
     List,
@@ -151,6 +160,18 @@ pub enum UserCommand {
     SetPassword {
         /// Username.
         name: String,
+    },
+    /// Set (replace) a user's notification addresses; omitted ones are
+    /// cleared.
+    SetContact {
+        /// Username.
+        name: String,
+        /// E-mail address for notifications.
+        #[arg(long)]
+        email: Option<String>,
+        /// Webhook URL for notifications (an SMS gateway, say).
+        #[arg(long)]
+        webhook_url: Option<String>,
     },
     /// Replace a user's roles.
     SetRoles {
@@ -254,6 +275,7 @@ impl ServerArgs {
                 flush_interval: Duration::from_millis(self.event_flush_ms.max(1)),
             },
             audit_ship: self.audit_ship.config(data_dir),
+            delivery: self.notify.config(),
         }
     }
 }
@@ -310,11 +332,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             roles,
             display_name,
+            email,
+            webhook_url,
         }) => {
             let input = engine::users::NewUser {
                 username: name,
                 display_name,
                 roles,
+                email,
+                webhook_url,
             };
             let u = engine::users::create(&store, &system, input).await?;
             println!(
@@ -338,6 +364,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = line.trim_end_matches(['\r', '\n']);
             engine::sessions::set_password(&store, &system, &name, password, None).await?;
             println!("password set for {name}");
+            Ok(())
+        }
+        Command::User(UserCommand::SetContact {
+            name,
+            email,
+            webhook_url,
+        }) => {
+            let contact = engine::model::Contact { email, webhook_url };
+            let u = engine::users::set_contact(&store, &system, &name, contact).await?;
+            println!(
+                "user {} now has e-mail {} and webhook {}",
+                u.username,
+                u.email.as_deref().unwrap_or("-"),
+                u.webhook_url.as_deref().unwrap_or("-")
+            );
             Ok(())
         }
         Command::User(UserCommand::SetRoles { name, roles }) => {

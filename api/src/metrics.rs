@@ -12,6 +12,10 @@
 //! - Index and follower state is read when scraped (gauges and the
 //!   follower's own counters), so nothing on the indexing path waits on
 //!   metrics.
+//! - Escalations and notification deliveries by channel: the scheduler's
+//!   own counters, read when scraped. Only a process that runs the
+//!   scheduler counts them (`kmt serve` on the embedded store); with
+//!   PostgreSQL, `kmt-indexer` runs it and the API's series stay at 0.
 //!
 //! The hot path only touches atomics, after a read-locked map lookup keyed
 //! by route template (a bounded set).
@@ -170,6 +174,8 @@ pub struct Metrics {
     search_hits: Histogram,
     /// Indexed like [`STAGES`].
     search_stages: [Histogram; 4],
+    /// The scheduler's notification counters, when this process runs it.
+    notify: std::sync::OnceLock<Arc<engine::notify::deliver::NotifyStats>>,
 }
 
 impl Default for Metrics {
@@ -179,11 +185,17 @@ impl Default for Metrics {
             search_duration: std::array::from_fn(|_| Histogram::new(DURATION_BUCKETS)),
             search_hits: Histogram::new(HITS_BUCKETS),
             search_stages: std::array::from_fn(|_| Histogram::new(DURATION_BUCKETS)),
+            notify: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Metrics {
+    /// Exposes the delivery worker's counters (set once, at start).
+    pub fn set_notify_stats(&self, stats: Arc<engine::notify::deliver::NotifyStats>) {
+        let _ = self.notify.set(stats);
+    }
+
     /// Records one HTTP request. `route` must be a route template or
     /// [`UNMATCHED`], never a raw path.
     pub fn observe_request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
@@ -379,6 +391,7 @@ pub fn render(
     if let Some(a) = audit {
         write_audit(&mut out, a);
     }
+    write_notify(&mut out, s.metrics.notify.get().map(|n| &**n));
 
     gauge(
         &mut out,
@@ -591,6 +604,37 @@ fn write_audit(out: &mut String, a: engine::store::AuditShipStatus) {
 }
 
 /// `# HELP` and `# TYPE` lines of a metric family.
+/// Escalations and deliveries by channel and outcome (zeros when this
+/// process does not run the scheduler, so the series always exist).
+fn write_notify(out: &mut String, n: Option<&engine::notify::deliver::NotifyStats>) {
+    use engine::model::Channel;
+    use std::sync::atomic::Ordering;
+    let escalations = n.map_or(0, |n| n.escalations.load(Ordering::Relaxed));
+    header(
+        out,
+        "kmt_escalations_total",
+        "counter",
+        "Escalation steps sent by this process's scheduler.",
+    );
+    sample(out, "kmt_escalations_total", &[], escalations);
+    header(
+        out,
+        "kmt_deliveries_total",
+        "counter",
+        "Notification deliveries by channel and outcome (sent, retried, failed) by this process.",
+    );
+    for c in Channel::ALL {
+        for (outcome, v) in [
+            ("sent", n.map_or(0, |n| n.sent(c))),
+            ("retried", n.map_or(0, |n| n.retried(c))),
+            ("failed", n.map_or(0, |n| n.failed(c))),
+        ] {
+            let labels = [("channel", c.as_str()), ("outcome", outcome)];
+            sample(out, "kmt_deliveries_total", &labels, v);
+        }
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {kind}");

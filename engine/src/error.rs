@@ -57,6 +57,11 @@ pub enum Error {
     /// The audit bucket (or directory) could not be written or read.
     #[error("audit shipping target error: {0}")]
     ShipTarget(String),
+    /// Sending a notification outside the application failed (a webhook
+    /// answered badly, the SMTP server refused), or its channel is
+    /// misconfigured.
+    #[error("delivery error: {0}")]
+    Delivery(String),
     /// The engine is shutting down or a background task died.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -114,7 +119,8 @@ impl Error {
             | Error::IndexDir(_)
             | Error::Io(_)
             | Error::Corrupt(_)
-            | Error::Embedding(_) => ErrorKind::Internal,
+            | Error::Embedding(_)
+            | Error::Delivery(_) => ErrorKind::Internal,
         }
     }
 }

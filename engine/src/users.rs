@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{new_token, Permission, Principal, ROLE_PERMISSIONS};
 use crate::error::{Error, Result};
-use crate::model::{Level, Preferences, User};
+use crate::model::{Contact, Level, Preferences, User};
 use crate::store::Store;
 
 /// Input for creating a user.
@@ -21,6 +21,12 @@ pub struct NewUser {
     pub display_name: Option<String>,
     /// Roles and groups.
     pub roles: Vec<String>,
+    /// E-mail address for notifications (optional).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Webhook URL for notifications, e.g. an SMS gateway (optional).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 /// A new API token: shown once, stored only as a hash.
@@ -212,9 +218,47 @@ pub async fn create(store: &Store, p: &Principal, input: NewUser) -> Result<User
         .display_name
         .filter(|d| !d.trim().is_empty())
         .unwrap_or_else(|| input.username.clone());
-    store
+    let contact = Contact {
+        email: input.email,
+        webhook_url: input.webhook_url,
+    }
+    .normalised()?;
+    let user = store
         .create_user(p, &input.username, display.trim(), &input.roles)
-        .await
+        .await?;
+    // Addresses are a second write: a user without them is complete, and
+    // the contact change is audited on its own like later ones.
+    if contact == Contact::default() {
+        return Ok(user);
+    }
+    store.set_contact(p, &user.username, &contact).await
+}
+
+/// Sets a user's notification addresses: admins for anyone; others for
+/// themselves, and only their e-mail. The server POSTs to a webhook URL, so
+/// letting anyone choose one would let them aim the server at internal
+/// addresses: admins set those.
+pub async fn set_contact(
+    store: &Store,
+    p: &Principal,
+    username: &str,
+    contact: Contact,
+) -> Result<User> {
+    let admin = p.has(Permission::UserAdmin);
+    if p.username != username && !admin {
+        return Err(Error::Forbidden(Permission::UserAdmin.as_str()));
+    }
+    let contact = contact.normalised()?;
+    if !admin {
+        let current = store
+            .get_user(username)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+        if current.webhook_url != contact.webhook_url {
+            return Err(Error::Forbidden(Permission::UserAdmin.as_str()));
+        }
+    }
+    store.set_contact(p, username, &contact).await
 }
 
 /// Issues a token for `username`: admins for anyone, others for themselves.

@@ -38,6 +38,9 @@ struct Config {
     /// Audit shipping settings.
     #[command(flatten)]
     audit_ship: indexer::audit_ship::AuditShipArgs,
+    /// Notification channels (e-mail, webhooks) the scheduler delivers to.
+    #[command(flatten)]
+    notify: indexer::jobs::NotifyArgs,
     /// Log format: `text` or `json`.
     #[arg(long, env = "KMT_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -62,9 +65,11 @@ async fn main() -> anyhow::Result<()> {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .init();
     }
+    let delivery = cfg.notify.config();
     let store = Store::open(cfg.database_url.as_deref(), &cfg.data_dir)
         .await
-        .context("opening the store")?;
+        .context("opening the store")?
+        .with_channels(delivery.channels());
     // One indexer leads (a PostgreSQL advisory lock); others stand by and
     // take over when the leader's connection dies.
     let mut leadership = store
@@ -110,10 +115,14 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(audit_target = ?ship.target, "shipping the audit trail");
         tokio::spawn(engine::audit_ship::run(store.clone(), ship, rx.clone()))
     });
+    let clock = std::sync::Arc::new(engine::jobs::SystemClock);
+    let deliverer = engine::notify::deliver::Deliverer::new(store.clone(), clock.clone(), delivery)
+        .context("configuring notification delivery")?;
     let jobs = tokio::spawn(indexer::jobs::run(
         store,
-        std::sync::Arc::new(engine::jobs::SystemClock),
+        clock,
         indexer::jobs::DEFAULT_INTERVAL,
+        Some(std::sync::Arc::new(deliverer)),
         rx.clone(),
     ));
     let lost = tx.clone();

@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod articles;
 pub mod audit;
+pub mod channels;
 pub mod health;
 pub mod notifications;
 pub mod rules;

@@ -4,8 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use engine::auth::Permission;
-use engine::model::Preferences;
-use engine::model::User;
+use engine::model::{Contact, Preferences, User};
 use engine::users::{IssuedToken, Me, NewGroup, NewUser, PreferencesView, RoleInfo};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -91,6 +90,27 @@ pub async fn create(
     p.require(Permission::UserAdmin)?;
     let u = engine::users::create(&s.store, &p, input).await?;
     Ok((StatusCode::CREATED, Json(u)))
+}
+
+/// Set a user's notification addresses (e-mail, webhook URL; both
+/// replaced, absent or blank clears): admins for anyone, users for
+/// themselves.
+#[utoipa::path(put, path = "/v1/users/{username}/contact", tag = "users", request_body = Contact,
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_contact(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<Contact>,
+) -> ApiResult<Json<User>> {
+    if !p.is_signed_in() {
+        return Err(engine::Error::Unauthenticated.into());
+    }
+    Ok(Json(
+        engine::users::set_contact(&s.store, &p, &username, body).await?,
+    ))
 }
 
 /// New roles for a user.

@@ -182,6 +182,7 @@ impl TestServer {
                 interval: Duration::from_millis(200),
                 max_backoff: Duration::from_secs(1),
             }),
+            delivery: Default::default(),
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

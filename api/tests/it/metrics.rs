@@ -175,6 +175,16 @@ async fn metrics_report_requests_search_and_index_state() {
 
     // Ready right after start: nothing left to index.
     let (samples, _) = scrape(&s).await;
+    // Notification series exist from the start (issue 4), by channel.
+    let deliveries: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "kmt_deliveries_total")
+        .collect();
+    assert_eq!(deliveries.len(), 9, "3 channels x sent/retried/failed");
+    assert!(deliveries
+        .iter()
+        .any(|s| s.labels.get("channel").map(String::as_str) == Some("email")));
+    assert_eq!(value(&samples, "kmt_escalations_total"), 0.0);
     assert_eq!(value(&samples, "kmt_indexer_ready"), 1.0);
     assert_eq!(value(&samples, "kmt_indexer_lag"), 0.0);
 

@@ -12,9 +12,13 @@ use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
 
+mod delivery;
 pub mod sections;
 mod usage;
 mod workflow;
+pub use delivery::{
+    check_url, CategoryWebhook, Channel, Channels, Contact, Delivery, DeliveryState,
+};
 pub use sections::{Level, SectionInfo};
 pub use usage::{
     ArticleUsage, Assignee, Assignment, AssignmentKind, BucketSize, ClickEvent, Feedback,
@@ -501,6 +505,12 @@ pub struct User {
     pub roles: Vec<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// E-mail address for notifications, if any.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Webhook URL for notifications (an SMS gateway), if any.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 /// A custom group: a name users hold like a role, widening article and

@@ -13,6 +13,7 @@
 
 pub mod audit;
 mod common;
+mod deliveries;
 pub mod leader;
 pub mod postgres;
 mod shipments;
@@ -28,6 +29,7 @@ use crate::model::{
     Group, Notification, Preferences, RuleSpec, Task, User, WorkingCopy,
 };
 
+pub use deliveries::DeliveryOutcome;
 pub use postgres::PgStore;
 pub use shipments::{AuditShipStatus, AuditShipment};
 pub use sqlite::SqliteStore;

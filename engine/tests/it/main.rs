@@ -11,6 +11,7 @@ mod semantic;
 mod store_accounts;
 mod store_articles;
 mod store_changes;
+mod store_deliveries;
 mod store_embeddings;
 mod store_notifications;
 mod store_review;

@@ -163,6 +163,7 @@ async fn scheduler_runs_the_review_date_job_on_its_clock() {
         store.clone(),
         std::sync::Arc::new(Later),
         Duration::from_millis(20),
+        None,
         rx,
     ));
     let t0 = std::time::Instant::now();

@@ -4,7 +4,8 @@
 //! write appends and how they are hash-chained; the JSON row sets that the
 //! set-based statements read; error mapping and messages; the review
 //! workflow's rules (what a submission or a decision changes); the
-//! category rules' JSON form; notification recipients and page size; usage event row sets; and
+//! category rules' JSON form; notification recipients and page size; the
+//! delivery outbox's event keys and documents; usage event row sets; and
 //! the article or rule a write returns without a round trip.
 //!
 //! What belongs here: whatever reads the same for both backends, so nothing
@@ -17,6 +18,7 @@
 mod accounts;
 mod articles;
 mod audit_entries;
+mod deliveries;
 mod embeddings;
 mod errors;
 mod notifications;
@@ -45,6 +47,10 @@ pub(super) use self::audit_entries::{
     set_password_entry, set_roles_entry, submit_entry, task_escalate_entry, token_entry,
     user_create_entry, PendingAudit,
 };
+pub(super) use self::deliveries::{
+    channel_names, notice_rows, publication_key, publication_payload, set_contact_entry,
+    webhook_entry, NoticeEvent, DELIVERY_COLS, FEED_SCAN, WEBHOOK_COLS,
+};
 pub(super) use self::embeddings::check_embeddings;
 pub(super) use self::errors::{
     article_not_found, batch_conflict_or, conflict_or, no_id, parse_status, parse_task_kind,
@@ -68,7 +74,8 @@ pub(super) use self::workflow::{
 pub(super) const ARTICLE_COLS: &str = "id, slug, title, summary, body, category, tags, audience, \
      status, owner, version, created_at, updated_at, published_at, review_due";
 /// The `users` columns, in the order both stores select them.
-pub(super) const USER_COLS: &str = "id, username, display_name, roles, created_at";
+pub(super) const USER_COLS: &str =
+    "id, username, display_name, roles, created_at, email, webhook_url";
 /// The `article_drafts` (working copy) columns, in the order both stores
 /// select them.
 pub(super) const COPY_COLS: &str = "article_id, title, summary, body, category, tags, audience, \

@@ -286,8 +286,17 @@ impl PgStore {
     }
 }
 
-fn user_from_row(r: &PgRow) -> Result<User> {
-    let (id, username, display_name, roles, created_at): (i64, String, String, Vec<String>, _) =
+pub(super) fn user_from_row(r: &PgRow) -> Result<User> {
+    type Cols = (
+        i64,
+        String,
+        String,
+        Vec<String>,
+        DateTime<Utc>,
+        Option<String>,
+        Option<String>,
+    );
+    let (id, username, display_name, roles, created_at, email, webhook_url): Cols =
         sqlx::FromRow::from_row(r)?;
     Ok(User {
         id,
@@ -295,5 +304,7 @@ fn user_from_row(r: &PgRow) -> Result<User> {
         display_name,
         roles,
         created_at,
+        email,
+        webhook_url,
     })
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use super::deliveries::enqueue_publication;
 use super::PgStore;
 use super::{Tx, CHANNEL};
 use crate::auth::Principal;
@@ -32,8 +33,10 @@ impl PgStore {
         let id = ids.get(&draft.slug).copied().ok_or_else(no_id)?;
         write_side_rows(&mut tx, &[id], &actor.username, now).await?;
         let entry = entry(actor, now, "article.create", id, &draft.slug, 1);
+        let article = stored(id, draft, &actor.username, 1, now, now, published);
+        enqueue_publication(&mut tx, &article, now).await?;
         self.finish(tx, vec![entry]).await?;
-        Ok(stored(id, draft, &actor.username, 1, now, now, published))
+        Ok(article)
     }
 
     /// See [`super::Store::update_article`].
@@ -52,6 +55,7 @@ impl PgStore {
         let article = write_version(&mut tx, &old, draft, &actor.username, now).await?;
         let (slug, version) = (&article.slug, article.version);
         let entry = entry(actor, now, "article.update", id, slug, version);
+        enqueue_publication(&mut tx, &article, now).await?;
         self.finish(tx, vec![entry]).await?;
         Ok(article)
     }

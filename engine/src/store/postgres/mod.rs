@@ -21,6 +21,9 @@
 //!
 //! Notifications are rows in `notifications`; an escalation step is sent
 //! once, guarded by its `escalations` marker row in the same transaction.
+//! Their external deliveries, and those of publications to category
+//! webhooks, are rows of the `deliveries` outbox written in the event's
+//! transaction (`deliveries.rs`).
 //!
 //! Usage events, ratings and votes are written in plain transactions
 //! without the writers' lock (they are not in the outbox or the audit
@@ -34,6 +37,7 @@
 mod accounts;
 mod analytics;
 mod articles;
+mod deliveries;
 mod embeddings;
 mod notifications;
 mod preferences;
@@ -52,6 +56,7 @@ use super::common::{chained_json, signal, PendingAudit};
 #[cfg(doc)]
 use super::Store;
 use crate::error::Result;
+use crate::model::Channels;
 
 /// Key of the advisory lock that serialises writers (any fixed constant).
 const WRITE_LOCK: i64 = 72_3401;
@@ -69,6 +74,8 @@ type Tx = Transaction<'static, Postgres>;
 pub struct PgStore {
     pool: PgPool,
     notify: Arc<Notify>,
+    /// The per-user delivery channels notifications enqueue for.
+    channels: Channels,
 }
 
 impl PgStore {
@@ -89,7 +96,11 @@ impl PgStore {
         let notify = Arc::new(Notify::new());
         let listener = connect_listener(&pool).await?;
         tokio::spawn(listen(pool.clone(), listener, Arc::downgrade(&notify)));
-        Ok(PgStore { pool, notify })
+        Ok(PgStore {
+            pool,
+            notify,
+            channels: Channels::default(),
+        })
     }
 
     /// Closes every connection (the listener stops too). Later calls fail.

@@ -3,18 +3,20 @@
 //! Writes take the writers' lock like every other write. Sending a
 //! notification appends no audit row (it derives from an audited event);
 //! an escalation appends `task.escalate` and is recorded in `escalations`,
-//! so each (task, step) is sent exactly once.
+//! so each (task, step) is sent exactly once. Each notification enqueues
+//! its external deliveries in the same transaction (`deliveries.rs`).
 
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use super::deliveries::enqueue_notices;
 use super::{PgStore, Tx};
 use crate::auth::Principal;
 use crate::error::Result;
-use crate::model::{ArticleId, Notification};
+use crate::model::{ArticleId, Channels, Notification};
 use crate::store::common::{
-    dedupe_recipients, notification_limit, now, task_escalate_entry, Outgoing, ESCALATION_KIND,
-    NOTIFICATION_COLS,
+    dedupe_recipients, notification_limit, now, task_escalate_entry, NoticeEvent, Outgoing,
+    ESCALATION_KIND, NOTIFICATION_COLS,
 };
 
 impl PgStore {
@@ -39,7 +41,7 @@ impl PgStore {
             at: now(),
         };
         let mut tx = self.begin_write().await?;
-        insert_notifications(&mut tx, &recipients, &msg).await?;
+        insert_notifications(&mut tx, self.channels, &recipients, &msg, None).await?;
         // No audit row: notifications derive from audited events.
         self.finish(tx, Vec::new()).await?;
         Ok(recipients.len())
@@ -75,7 +77,7 @@ impl PgStore {
             text: message,
             at: now,
         };
-        insert_notifications(&mut tx, &recipients, &msg).await?;
+        insert_notifications(&mut tx, self.channels, &recipients, &msg, Some(step)).await?;
         let entry = task_escalate_entry(actor, now, task_id, step, &recipients);
         self.finish(tx, vec![entry]).await?;
         Ok(true)
@@ -134,11 +136,15 @@ impl PgStore {
     }
 }
 
-/// Inserts `msg` once for each of `recipients` (already deduplicated).
+/// Inserts `msg` once for each of `recipients` (already deduplicated) and,
+/// in the same transaction, their deliveries on the external `channels`
+/// (`step`: the escalation step, which keys them).
 async fn insert_notifications(
     tx: &mut Tx,
+    channels: Channels,
     recipients: &[String],
     msg: &Outgoing<'_>,
+    step: Option<i32>,
 ) -> Result<()> {
     if recipients.is_empty() {
         return Ok(());
@@ -146,16 +152,24 @@ async fn insert_notifications(
     let sql = "INSERT INTO notifications (recipient, kind, article_id, task_id, message, \
                created_at) \
                SELECT r, $2, $3, $4, $5, $6 FROM unnest($1::text[]) WITH ORDINALITY AS t(r, ord) \
-               ORDER BY ord";
-    let query = sqlx::query(sql)
+               ORDER BY ord RETURNING id, recipient";
+    let query = sqlx::query_as(sql)
         .bind(recipients)
         .bind(msg.kind)
         .bind(msg.article_id)
         .bind(msg.task_id)
         .bind(msg.text)
         .bind(msg.at);
-    query.execute(&mut **tx).await?;
-    Ok(())
+    let notes: Vec<(i64, String)> = query.fetch_all(&mut **tx).await?;
+    let ev = NoticeEvent {
+        kind: msg.kind,
+        article_id: msg.article_id,
+        task_id: msg.task_id,
+        step,
+        text: msg.text,
+        at: msg.at,
+    };
+    enqueue_notices(tx, channels, &notes, &ev).await
 }
 
 fn notification_from_row(r: &PgRow) -> Result<Notification> {

@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::articles::{article_from_row, lock_article, write_version};
+use super::deliveries::enqueue_publication;
 use super::{PgStore, Tx};
 use crate::auth::Principal;
 use crate::error::Result;
@@ -171,6 +172,9 @@ impl PgStore {
             .bind(TaskStatus::Open.as_str());
         query.execute(&mut *tx).await?;
         let entry = decision_entry(actor, now, decision, &article, note);
+        if decision == Decision::Approve {
+            enqueue_publication(&mut tx, &article, now).await?;
+        }
         self.finish(tx, vec![entry]).await?;
         Ok(article)
     }

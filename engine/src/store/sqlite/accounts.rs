@@ -303,8 +303,17 @@ impl SqliteStore {
     }
 }
 
-fn user_from_row(r: &SqliteRow) -> Result<User> {
-    let (id, username, display_name, roles, created_at): (i64, String, String, String, _) =
+pub(super) fn user_from_row(r: &SqliteRow) -> Result<User> {
+    type Cols = (
+        i64,
+        String,
+        String,
+        String,
+        DateTime<Utc>,
+        Option<String>,
+        Option<String>,
+    );
+    let (id, username, display_name, roles, created_at, email, webhook_url): Cols =
         sqlx::FromRow::from_row(r)?;
     let roles = list(&roles)?;
     Ok(User {
@@ -313,5 +322,7 @@ fn user_from_row(r: &SqliteRow) -> Result<User> {
         display_name,
         roles,
         created_at,
+        email,
+        webhook_url,
     })
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row as _;
 
+use super::deliveries::enqueue_publication;
 use super::SqliteStore;
 use super::{list, Tx};
 use crate::auth::Principal;
@@ -33,8 +34,10 @@ impl SqliteStore {
         let id = ids.get(&draft.slug).copied().ok_or_else(no_id)?;
         write_side_rows(&mut w.tx, &[id], &actor.username, now).await?;
         let entry = entry(actor, now, "article.create", id, &draft.slug, 1);
+        let article = stored(id, draft, &actor.username, 1, now, now, published);
+        enqueue_publication(&mut w.tx, &article, now).await?;
         self.finish(w, vec![entry]).await?;
-        Ok(stored(id, draft, &actor.username, 1, now, now, published))
+        Ok(article)
     }
 
     /// See [`super::Store::update_article`].
@@ -53,6 +56,7 @@ impl SqliteStore {
         let article = write_version(&mut w.tx, &old, draft, &actor.username, now).await?;
         let (slug, version) = (&article.slug, article.version);
         let entry = entry(actor, now, "article.update", id, slug, version);
+        enqueue_publication(&mut w.tx, &article, now).await?;
         self.finish(w, vec![entry]).await?;
         Ok(article)
     }

@@ -12,9 +12,10 @@
 //! [`SqliteStore::update_article`]. Category rules are versioned rows in
 //! `category_rules` (the spec as JSON text); a save reads the category's
 //! highest version and inserts the next under the same write lock.
-//! Notifications and escalation markers work as in the Postgres store, and
-//! so do usage events, ratings, feedback and reading assignments (long
-//! statements in `sqlite/sql/*.sql`). The
+//! Notifications, escalation markers and the `deliveries` outbox work as in
+//! the Postgres store (a delivery claim is one `UPDATE … RETURNING` under the
+//! write lock), and so do usage events, ratings, feedback and reading
+//! assignments (long statements in `sqlite/sql/*.sql`). The
 //! rules shared with the Postgres store
 //! (validation, batch planning, audit chaining, what a submission or
 //! decision changes) live in the private `common` module
@@ -23,6 +24,7 @@
 mod accounts;
 mod analytics;
 mod articles;
+mod deliveries;
 mod embeddings;
 mod notifications;
 mod preferences;
@@ -44,6 +46,7 @@ use super::common::{chained_json, signal, PendingAudit};
 #[cfg(doc)]
 use super::Store;
 use crate::error::{Error, Result};
+use crate::model::Channels;
 
 /// How often followers re-check: other processes may write the same file.
 const POLL: Duration = Duration::from_millis(200);
@@ -63,6 +66,8 @@ pub struct SqliteStore {
     notify: Arc<Notify>,
     /// Queues this process's writers (see the module docs).
     writer: Arc<Mutex<()>>,
+    /// The per-user delivery channels notifications enqueue for.
+    channels: Channels,
 }
 
 impl SqliteStore {
@@ -93,6 +98,7 @@ impl SqliteStore {
             pool,
             notify,
             writer,
+            channels: Channels::default(),
         })
     }
 

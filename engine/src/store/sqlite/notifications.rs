@@ -3,20 +3,22 @@
 //! Writes take the write lock like every other write. Sending a
 //! notification appends no audit row (it derives from an audited event);
 //! an escalation appends `task.escalate` and is recorded in `escalations`,
-//! so each (task, step) is sent exactly once. Recipient and id lists reach
+//! so each (task, step) is sent exactly once. Each notification enqueues
+//! its external deliveries in the same transaction (`deliveries.rs`). Recipient and id lists reach
 //! the statements as JSON arrays read by `json_each`.
 
 use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row as _;
 
+use super::deliveries::enqueue_notices;
 use super::{SqliteStore, Tx};
 use crate::auth::Principal;
 use crate::error::Result;
-use crate::model::{ArticleId, Notification};
+use crate::model::{ArticleId, Channels, Notification};
 use crate::store::common::{
-    dedupe_recipients, notification_limit, now, task_escalate_entry, Outgoing, ESCALATION_KIND,
-    NOTIFICATION_COLS,
+    dedupe_recipients, notification_limit, now, task_escalate_entry, NoticeEvent, Outgoing,
+    ESCALATION_KIND, NOTIFICATION_COLS,
 };
 
 impl SqliteStore {
@@ -41,7 +43,7 @@ impl SqliteStore {
             at: now(),
         };
         let mut w = self.begin_write().await?;
-        insert_notifications(&mut w.tx, &recipients, &msg).await?;
+        insert_notifications(&mut w.tx, self.channels, &recipients, &msg, None).await?;
         // No audit row: notifications derive from audited events.
         self.finish(w, Vec::new()).await?;
         Ok(recipients.len())
@@ -76,7 +78,7 @@ impl SqliteStore {
             text: message,
             at: now,
         };
-        insert_notifications(&mut w.tx, &recipients, &msg).await?;
+        insert_notifications(&mut w.tx, self.channels, &recipients, &msg, Some(step)).await?;
         let entry = task_escalate_entry(actor, now, task_id, step, &recipients);
         self.finish(w, vec![entry]).await?;
         Ok(true)
@@ -135,27 +137,40 @@ impl SqliteStore {
     }
 }
 
-/// Inserts `msg` once for each of `recipients` (already deduplicated).
+/// Inserts `msg` once for each of `recipients` (already deduplicated) and,
+/// in the same transaction, their deliveries on the external `channels`
+/// (`step`: the escalation step, which keys them).
 async fn insert_notifications(
     tx: &mut Tx,
+    channels: Channels,
     recipients: &[String],
     msg: &Outgoing<'_>,
+    step: Option<i32>,
 ) -> Result<()> {
     if recipients.is_empty() {
         return Ok(());
     }
     let sql = "INSERT INTO notifications (recipient, kind, article_id, task_id, message, \
                created_at) \
-               SELECT value, ?2, ?3, ?4, ?5, ?6 FROM json_each(?1) ORDER BY key";
-    let query = sqlx::query(sql)
+               SELECT value, ?2, ?3, ?4, ?5, ?6 FROM json_each(?1) WHERE true ORDER BY key \
+               RETURNING id, recipient";
+    let query = sqlx::query_as(sql)
         .bind(json!(recipients).to_string())
         .bind(msg.kind)
         .bind(msg.article_id)
         .bind(msg.task_id)
         .bind(msg.text)
         .bind(msg.at);
-    query.execute(&mut **tx).await?;
-    Ok(())
+    let notes: Vec<(i64, String)> = query.fetch_all(&mut **tx).await?;
+    let ev = NoticeEvent {
+        kind: msg.kind,
+        article_id: msg.article_id,
+        task_id: msg.task_id,
+        step,
+        text: msg.text,
+        at: msg.at,
+    };
+    enqueue_notices(tx, channels, &notes, &ev).await
 }
 
 fn notification_from_row(r: &SqliteRow) -> Result<Notification> {

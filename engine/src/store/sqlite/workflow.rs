@@ -7,6 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row as _;
 
 use super::articles::{article_from_row, read_article, write_version};
+use super::deliveries::enqueue_publication;
 use super::SqliteStore;
 use super::{list, Tx};
 use crate::auth::Principal;
@@ -173,6 +174,9 @@ impl SqliteStore {
             .bind(TaskStatus::Open.as_str());
         query.execute(&mut *w.tx).await?;
         let entry = decision_entry(actor, now, decision, &article, note);
+        if decision == Decision::Approve {
+            enqueue_publication(&mut w.tx, &article, now).await?;
+        }
         self.finish(w, vec![entry]).await?;
         Ok(article)
     }

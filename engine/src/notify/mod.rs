@@ -7,6 +7,16 @@
 //! a failure is logged, never turned into a failed request. Escalations are
 //! exactly-once per (task, step) because the store records each step in the
 //! same transaction as its notifications.
+//!
+//! Every notification also enqueues, in its own transaction, one row of the
+//! delivery outbox per external channel its recipient can be reached on
+//! (e-mail, the user's webhook); publishing a version enqueues one per
+//! webhook subscribed to its category ([`channels`]). The worker in
+//! [`deliver`] sends them ([`send`]), retrying with backoff.
+
+pub mod channels;
+pub mod deliver;
+pub mod send;
 
 use chrono::{DateTime, Duration, Utc};
 
