@@ -36,14 +36,14 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
     info(title = "KMT", description = "Knowledge-management service API"),
     paths(
         health::healthz, health::readyz, search::search, crate::routes::suggest::suggest,
-        articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::related, articles::diff, articles::revert,
-        workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks,
+        articles::list, articles::create, articles::get, articles::update, articles::delete, articles::versions, articles::related, articles::diff, articles::revert, articles::retire,
+        workflow::get_draft, workflow::save_draft, workflow::submit, workflow::approve, workflow::reject, workflow::tasks, workflow::approve_task, workflow::reject_task, workflow::request_update,
         notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
         usage::events, usage::ratings, usage::rate, usage::helpful, usage::feedback, usage::privacy, usage::set_privacy, usage::my_history, usage::user_history,
         analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
         channels::create_webhook, channels::list_webhooks, channels::delete_webhook, channels::feed,
-        audit::list, session::sign_in, session::current, session::sign_out, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::set_contact, users::create_token, users::reindex,
+        audit::list, session::sign_in, session::current, session::sign_out, session::login, session::logout, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::set_contact, users::create_token, users::reindex,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -143,6 +143,15 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/v1/articles/{id}/approve", post(workflow::approve))
         .route("/v1/articles/{id}/reject", post(workflow::reject))
         .route("/v1/tasks", get(workflow::tasks))
+        .route("/v1/tasks/{id}/approve", post(workflow::approve_task))
+        .route("/v1/tasks/{id}/reject", post(workflow::reject_task))
+        .route("/v1/articles/{id}/retire", post(articles::retire))
+        .route(
+            "/v1/articles/{id}/request-update",
+            post(workflow::request_update),
+        )
+        .route("/v1/auth/login", post(session::login))
+        .route("/v1/auth/logout", post(session::logout))
         .route("/v1/notifications", get(notifications::list))
         .route("/v1/notifications/read", post(notifications::mark_read))
         .route("/v1/rules", get(rules::list))

@@ -185,6 +185,15 @@ pub(crate) fn keep_hidden_sections(
     Ok(patch)
 }
 
+/// Retires an article: gone from search, history kept (publishers).
+pub async fn retire(store: &Store, p: &Principal, key: &str) -> Result<Article> {
+    let patch = ArticlePatch {
+        status: Some(Status::Retired),
+        ..Default::default()
+    };
+    update(store, p, key, patch).await
+}
+
 /// Deletes an article.
 pub async fn delete(store: &Store, p: &Principal, key: &str) -> Result<()> {
     let a = readable(store, p, key).await?;

@@ -10,12 +10,17 @@
 //! [`REVIEW_DAYS`] days.
 
 use chrono::{Duration, Utc};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::articles;
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
 use crate::model::sections::{self, Visibility};
-use crate::model::{Article, ArticleDraft, ArticlePatch, Decision, Task, WorkingCopy};
+use crate::model::{
+    normalise_names, Article, ArticleDraft, ArticlePatch, Decision, Status, Task, TaskKind,
+    TaskStatus, WorkingCopy,
+};
 use crate::notify;
 use crate::rules;
 use crate::store::{Store, TaskFilter};
@@ -220,4 +225,130 @@ pub async fn tasks(store: &Store, p: &Principal, include_done: bool) -> Result<V
         .into_iter()
         .filter(|t| readable.contains(&t.article_id))
         .collect())
+}
+
+/// Decides review task `task_id` (approve or reject its article's
+/// submission). Tasks of articles the caller may not read are reported as
+/// missing.
+pub async fn decide_task(
+    store: &Store,
+    p: &Principal,
+    task_id: i64,
+    decision: Decision,
+    note: Option<String>,
+) -> Result<Article> {
+    let missing = || Error::NotFound(format!("task {task_id}"));
+    let task = store.get_task(task_id).await?.ok_or_else(missing)?;
+    match store.get_article(task.article_id).await? {
+        Some(a) if p.can_read(&a) => {}
+        _ => return Err(missing()),
+    }
+    if task.kind != TaskKind::Review {
+        return Err(Error::invalid(
+            "task",
+            format!(
+                "task {task_id} asks for an update, not a review: update the article and submit it"
+            ),
+        ));
+    }
+    if task.status != TaskStatus::Open {
+        return Err(Error::Conflict(format!("task {task_id} is already closed")));
+    }
+    decide(store, p, &task.article_id.to_string(), decision, note).await
+}
+
+/// Most assignees of one update request.
+const MAX_ASSIGNEES: usize = 100;
+
+/// "Send this article to staff for update": who should update it, and why.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    /// Users asked to update it.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Roles or groups asked to update it (one task each, for whoever in
+    /// the role takes it).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// What needs updating.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Days until the tasks are due (1–365, default 14).
+    #[serde(default)]
+    pub due_days: Option<u32>,
+}
+
+/// Opens an update task for each user and role named, marks the article
+/// `needs_update` (it stays searchable) and notifies the assignees.
+pub async fn request_update(
+    store: &Store,
+    p: &Principal,
+    key: &str,
+    req: UpdateRequest,
+) -> Result<Vec<Task>> {
+    if req.users.is_empty() && req.roles.is_empty() {
+        return Err(Error::invalid("users", "name at least one user or role"));
+    }
+    if req.users.len() + req.roles.len() > MAX_ASSIGNEES {
+        return Err(Error::invalid(
+            "users",
+            format!("at most {MAX_ASSIGNEES} users and roles in all"),
+        ));
+    }
+    let note = req
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.len() > MAX_NOTE) {
+        return Err(Error::invalid(
+            "note",
+            format!("must be at most {MAX_NOTE} bytes"),
+        ));
+    }
+    let days = req.due_days.unwrap_or(crate::jobs::UPDATE_TASK_DAYS as u32);
+    if !(1..=365).contains(&days) {
+        return Err(Error::invalid("due_days", "must be between 1 and 365"));
+    }
+    let roles = normalise_names("roles", req.roles, MAX_ASSIGNEES)?;
+    let a = articles::readable(store, p, key).await?;
+    if !a.status.is_live() {
+        return Err(Error::Conflict(format!(
+            "article {key} is {}: only published articles are sent for update",
+            a.status
+        )));
+    }
+    let known = store.list_users().await?;
+    let mut users: Vec<String> = Vec::new();
+    for (i, u) in req.users.iter().enumerate() {
+        let u = u.trim();
+        if !known.iter().any(|k| k.username == u) {
+            return Err(Error::invalid(
+                format!("users[{i}]"),
+                format!("no user named {u:?}"),
+            ));
+        }
+        if !users.iter().any(|x| x == u) {
+            users.push(u.to_string());
+        }
+    }
+    let assignees: Vec<(Option<String>, Option<String>)> = roles
+        .into_iter()
+        .map(|r| (Some(r), None))
+        .chain(users.into_iter().map(|u| (None, Some(u))))
+        .collect();
+    let due = Utc::now() + Duration::days(i64::from(days));
+    let tasks = store
+        .open_tasks(p, a.id, TaskKind::Update, &assignees, note.as_deref(), due)
+        .await?;
+    let mut current = a;
+    if current.status == Status::Published {
+        let mut draft = ArticleDraft::from_article(&current);
+        draft.status = Status::NeedsUpdate;
+        current = store
+            .update_article(p, current.id, draft, Some(current.version))
+            .await?;
+    }
+    notify::update_requested(store, &tasks, &current, &p.username).await;
+    Ok(tasks)
 }

@@ -88,6 +88,20 @@ pub async fn update(
     ))
 }
 
+/// Retire an article: gone from search, history kept (publishers).
+#[utoipa::path(post, path = "/v1/articles/{id}/retire", tag = "articles",
+    params(("id" = String, Path, description = "numeric id or slug")),
+    responses((status = 200, body = Article), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn retire(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Article>> {
+    p.require(Permission::ArticlePublish)?;
+    Ok(Json(engine::articles::retire(&s.store, &p, &id).await?))
+}
+
 /// Delete an article (its versions and audit trail stay).
 #[utoipa::path(delete, path = "/v1/articles/{id}", tag = "articles",
     params(("id" = String, Path, description = "numeric id or slug")),

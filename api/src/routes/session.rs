@@ -175,3 +175,21 @@ pub async fn set_password(
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Sign in with a password (the same as `POST /v1/session`).
+#[utoipa::path(post, path = "/v1/auth/login", tag = "users", request_body = SignIn,
+    responses((status = 200, body = SessionInfo), (status = 401, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn login(
+    state: State<AppState>,
+    addr: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: ApiJson<SignIn>,
+) -> ApiResult<Response> {
+    sign_in(state, addr, headers, body).await
+}
+
+/// Sign out (the same as `DELETE /v1/session`).
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "users", responses((status = 204)))]
+pub async fn logout(state: State<AppState>, auth: Auth, headers: HeaderMap) -> ApiResult<Response> {
+    sign_out(state, auth, headers).await
+}

@@ -93,17 +93,7 @@ pub async fn approve(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Article>> {
-    // The body is optional: an approval needs no note.
-    let note = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<DecisionBody>(&body)
-            .map_err(|e| crate::error::ApiError::BadRequest {
-                message: format!("invalid JSON body: {e}"),
-                field: None,
-            })?
-            .note
-    };
+    let note = optional_note(&body)?;
     decide(&s, &p, &id, Decision::Approve, note).await
 }
 
@@ -119,6 +109,73 @@ pub async fn reject(
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> ApiResult<Json<Article>> {
     decide(&s, &p, &id, Decision::Reject, body.note).await
+}
+
+/// Approve the submission review task `id` is about (the same as
+/// `POST /v1/articles/{article}/approve`).
+#[utoipa::path(post, path = "/v1/tasks/{id}/approve", tag = "workflow", request_body = DecisionBody,
+    params(("id" = i64, Path, description = "task id")),
+    responses((status = 200, body = Article), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn approve_task(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Article>> {
+    p.require(Permission::ArticlePublish)?;
+    let note = optional_note(&body)?;
+    Ok(Json(
+        engine::workflow::decide_task(&s.store, &p, id, Decision::Approve, note).await?,
+    ))
+}
+
+/// Reject the submission review task `id` is about, with a note.
+#[utoipa::path(post, path = "/v1/tasks/{id}/reject", tag = "workflow", request_body = DecisionBody,
+    params(("id" = i64, Path, description = "task id")),
+    responses((status = 200, body = Article), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn reject_task(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> ApiResult<Json<Article>> {
+    p.require(Permission::ArticlePublish)?;
+    Ok(Json(
+        engine::workflow::decide_task(&s.store, &p, id, Decision::Reject, body.note).await?,
+    ))
+}
+
+/// Send an article to staff for update: one update task per user and role
+/// named; the article becomes `needs_update` (still searchable) and the
+/// assignees are notified.
+#[utoipa::path(post, path = "/v1/articles/{id}/request-update", tag = "workflow", request_body = engine::workflow::UpdateRequest,
+    params(("id" = String, Path, description = "numeric id or slug")),
+    responses((status = 201, body = Vec<Task>), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn request_update(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<engine::workflow::UpdateRequest>,
+) -> ApiResult<(StatusCode, Json<Vec<Task>>)> {
+    p.require(Permission::ArticleAssign)?;
+    let tasks = engine::workflow::request_update(&s.store, &p, &id, body).await?;
+    Ok((StatusCode::CREATED, Json(tasks)))
+}
+
+/// An optional JSON `{"note"}` body: an approval needs no note.
+fn optional_note(body: &[u8]) -> ApiResult<Option<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice::<DecisionBody>(body)
+        .map_err(|e| crate::error::ApiError::BadRequest {
+            message: format!("invalid JSON body: {e}"),
+            field: None,
+        })?
+        .note)
 }
 
 /// Tasks for the caller (their roles' and their own; admins: all).

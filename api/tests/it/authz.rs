@@ -383,6 +383,42 @@ fn cases() -> Vec<Case> {
             writes: true,
         },
         Case {
+            method: Method::POST,
+            path: "/v1/tasks/{task}/approve",
+            body: Some(json!({})),
+            allowed: &["rex", "admin"],
+            not_found: &[],
+            setup: Setup::InReview,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/tasks/{task}/reject",
+            body: Some(json!({"note": "cite the statute"})),
+            allowed: &["rex", "admin"],
+            not_found: &[],
+            setup: Setup::InReview,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/public-levy/retire",
+            body: None,
+            allowed: &["rex", "admin"],
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/articles/public-levy/request-update",
+            body: Some(json!({"users": ["alice"], "note": "new rates"})),
+            allowed: STEERING,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
             method: Method::GET,
             path: "/v1/roles",
             body: None,
@@ -599,6 +635,7 @@ async fn every_endpoint_against_every_role() {
                 .send()
                 .await
                 .unwrap();
+            let mut task = String::new();
             if case.setup != Setup::Plain {
                 s.req(Method::DELETE, "/v1/articles/review-me", admin)
                     .send()
@@ -617,7 +654,9 @@ async fn every_endpoint_against_every_role() {
                         .send()
                         .await
                         .unwrap();
-                    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+                    assert_eq!(r.status(), 201);
+                    let t: Value = r.json().await.unwrap();
+                    task = t["id"].to_string();
                 }
             }
             let _ =
@@ -630,7 +669,8 @@ async fn every_endpoint_against_every_role() {
                     .await;
             let before = state(&s).await;
             let who = (caller != "anonymous").then_some(caller);
-            let mut r = s.req(case.method.clone(), case.path, who);
+            let path = case.path.replace("{task}", &task);
+            let mut r = s.req(case.method.clone(), &path, who);
             if let Some(b) = &case.body {
                 r = r.json(b);
             }

@@ -4,6 +4,7 @@
 mod audit;
 mod authz;
 mod cli;
+mod contract;
 mod harness;
 mod http;
 mod import;

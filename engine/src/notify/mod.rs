@@ -176,6 +176,30 @@ pub async fn feedback_received(store: &Store, article: &Article, f: &crate::mode
     }
 }
 
+/// Tells the assignees of update tasks opened on request ("send this
+/// article to staff for update"); each task's role or user, readers of
+/// the article only.
+pub async fn update_requested(store: &Store, tasks: &[Task], article: &Article, by: &str) {
+    let users = match principals(store).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not notify about an update request");
+            return;
+        }
+    };
+    let msg = format!("{by} asks for an update of \"{}\"", article.title);
+    for t in tasks {
+        let to = select(
+            &users,
+            t.assignee_role.as_deref(),
+            t.assignee_user.as_deref(),
+            article,
+            Some(by),
+        );
+        send(store, &to, "update_requested", article, Some(t.id), &msg).await;
+    }
+}
+
 /// Tells people they were asked to read or review an article (they were
 /// checked against the article's audience when assigned).
 pub async fn assigned(store: &Store, article: &Article, to: &[String], by: &str, what: &str) {

@@ -439,6 +439,25 @@ impl Store {
         dispatch!(self, s => s.put_preferences(actor, user_id, prefs).await)
     }
 
+    /// One task by id.
+    pub async fn get_task(&self, id: i64) -> Result<Option<Task>> {
+        dispatch!(self, s => s.get_task(id).await)
+    }
+
+    /// Opens one task per assignee (a role, or a user) on an article, in
+    /// one transaction audited as `task.request`.
+    pub async fn open_tasks(
+        &self,
+        actor: &Principal,
+        article_id: ArticleId,
+        kind: crate::model::TaskKind,
+        assignees: &[(Option<String>, Option<String>)],
+        note: Option<&str>,
+        due_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.open_tasks(actor, article_id, kind, assignees, note, due_at).await)
+    }
+
     /// Custom groups defined by admins, by name.
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
         dispatch!(self, s => s.list_groups().await)

@@ -41,6 +41,7 @@ mod deliveries;
 mod embeddings;
 mod notifications;
 mod preferences;
+mod requests;
 mod shipments;
 mod usage;
 mod workflow;

@@ -354,7 +354,7 @@ fn copy_from_row(r: &PgRow) -> Result<WorkingCopy> {
     })
 }
 
-fn task_from_row(r: &PgRow) -> Result<Task> {
+pub(super) fn task_from_row(r: &PgRow) -> Result<Task> {
     Ok(Task {
         id: r.try_get("id")?,
         kind: parse_task_kind(r.try_get("kind")?)?,

@@ -359,7 +359,7 @@ fn copy_from_row(r: &SqliteRow) -> Result<WorkingCopy> {
     })
 }
 
-fn task_from_row(r: &SqliteRow) -> Result<Task> {
+pub(super) fn task_from_row(r: &SqliteRow) -> Result<Task> {
     Ok(Task {
         id: r.try_get("id")?,
         kind: parse_task_kind(r.try_get("kind")?)?,
