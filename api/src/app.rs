@@ -22,8 +22,8 @@ use crate::error::problem;
 use crate::metrics;
 use crate::ratelimit::{Limiter, RateLimit};
 use crate::routes::{
-    analytics, articles, audit, channels, health, notifications, rules, search, session, usage,
-    users, workflow,
+    analytics, articles, audit, channels, health, notifications, prompts, rules, search, session,
+    usage, users, workflow,
 };
 use crate::state::AppState;
 
@@ -41,7 +41,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
         usage::events, usage::ratings, usage::rate, usage::helpful, usage::feedback, usage::privacy, usage::set_privacy, usage::my_history, usage::user_history,
-        analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
+        prompts::gaps, prompts::updates, prompts::classify, analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
         channels::create_webhook, channels::list_webhooks, channels::delete_webhook, channels::feed,
         audit::list, session::sign_in, session::current, session::sign_out, session::login, session::logout, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::set_contact, users::create_token, users::reindex,
     ),
@@ -179,6 +179,9 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/v1/me/history", get(usage::my_history))
         .route("/v1/users/{username}/history", get(usage::user_history))
         .route("/v1/analytics/articles", get(analytics::articles))
+        .route("/v1/prompts/gaps", get(prompts::gaps))
+        .route("/v1/prompts/updates", get(prompts::updates))
+        .route("/v1/prompts/classify", post(prompts::classify))
         .route("/v1/analytics/queries", get(analytics::queries))
         .route("/v1/analytics/timeseries", get(analytics::timeseries))
         .route(

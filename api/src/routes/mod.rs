@@ -7,6 +7,7 @@ pub mod audit;
 pub mod channels;
 pub mod health;
 pub mod notifications;
+pub mod prompts;
 pub mod rules;
 pub mod search;
 pub mod session;

@@ -12,6 +12,7 @@ mod leak;
 mod metrics;
 mod notify;
 mod promote;
+mod prompts;
 mod receivers;
 mod sections;
 mod semantic;

@@ -1,0 +1,472 @@
+//! Knowledge-development prompts: what to write, what to fix, where a new
+//! draft belongs.
+//!
+//! - **Gaps**: searches that found nothing, or found something nobody
+//!   clicked, grouped by meaning (their query embeddings; by shared words
+//!   without a model). Each group is a suggested new article with its
+//!   example queries, how often they were asked and the category its
+//!   nearest readable articles are in.
+//! - **Updates**: live articles past their review date, rated low, voted
+//!   unhelpful, given feedback, or whose use is falling — ranked by impact
+//!   (uses × how many things are wrong).
+//! - **Record types**: the category and tags a new draft most likely has,
+//!   by a similarity-weighted vote of its nearest published neighbours.
+//!
+//! Everything goes through the permission-aware search and the read rule,
+//! so a prompt never names an article the caller may not read. Queries are
+//! stored without identities; a query asked only once is not shown (one
+//! person's search is not a knowledge gap, and it might identify them).
+
+use std::collections::HashMap;
+
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{Permission, Principal};
+use crate::error::{Error, Result};
+use crate::model::{ArticleId, UsageFilter, UsageWindow};
+use crate::search::{SearchIndex, SearchMode, SearchRequest};
+use crate::store::Store;
+use crate::usage::analytics::QUERY_SCAN;
+
+/// Least searches for a query to appear in a gap.
+pub const MIN_ASKED: i64 = 2;
+/// Least cosine similarity between a query and a gap's centroid.
+const SAME_GAP: f32 = 0.7;
+/// Least word overlap (Jaccard) without a model.
+const SAME_GAP_WORDS: f32 = 0.5;
+/// Example queries shown per gap.
+const EXAMPLES: usize = 5;
+/// Candidate queries considered (most asked first).
+const MAX_CANDIDATES: usize = 2000;
+
+/// One query of a gap.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct GapQuery {
+    /// The normalised query.
+    pub query: String,
+    /// Times asked.
+    pub searches: i64,
+    /// Times it found nothing.
+    pub zero_results: i64,
+}
+
+/// A suggested new article: searches that went unanswered, grouped.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Gap {
+    /// A working title: the most asked query of the group.
+    pub suggested_title: String,
+    /// The category of the nearest readable articles, if any.
+    pub category: Option<String>,
+    /// Searches in the group.
+    pub searches: i64,
+    /// Searches that found nothing.
+    pub zero_results: i64,
+    /// The most asked queries, most asked first.
+    pub queries: Vec<GapQuery>,
+}
+
+/// Gaps in the knowledge base in a window, most asked first.
+pub async fn gaps(
+    store: &Store,
+    index: &SearchIndex,
+    p: &Principal,
+    window: UsageWindow,
+    limit: usize,
+) -> Result<Vec<Gap>> {
+    let stats = store.query_stats(window, QUERY_SCAN).await?;
+    let mut cands: Vec<GapQuery> = stats
+        .into_iter()
+        .filter(|s| s.searches >= MIN_ASKED && s.clicked_searches == 0)
+        .map(|s| GapQuery {
+            query: s.query,
+            searches: s.searches,
+            zero_results: s.zero_results,
+        })
+        .collect();
+    cands.sort_by(|a, b| b.searches.cmp(&a.searches).then(a.query.cmp(&b.query)));
+    cands.truncate(MAX_CANDIDATES);
+    let (index2, queries) = (index.clone(), cands.clone());
+    let groups = tokio::task::spawn_blocking(move || group(&index2, &queries))
+        .await
+        .map_err(|e| Error::Unavailable(format!("gap clustering failed: {e}")))??;
+    let mut gaps: Vec<Gap> = groups
+        .into_iter()
+        .map(|members| {
+            let mut queries: Vec<GapQuery> = members.iter().map(|&i| cands[i].clone()).collect();
+            queries.sort_by(|a, b| b.searches.cmp(&a.searches).then(a.query.cmp(&b.query)));
+            Gap {
+                suggested_title: queries[0].query.clone(),
+                category: None,
+                searches: queries.iter().map(|q| q.searches).sum(),
+                zero_results: queries.iter().map(|q| q.zero_results).sum(),
+                queries: queries.into_iter().take(EXAMPLES).collect(),
+            }
+        })
+        .collect();
+    gaps.sort_by(|a, b| {
+        b.searches
+            .cmp(&a.searches)
+            .then(a.suggested_title.cmp(&b.suggested_title))
+    });
+    gaps.truncate(limit);
+    for g in &mut gaps {
+        let neighbours = nearest(index, p, &g.suggested_title, 5).await?;
+        g.category = vote(neighbours.iter().map(|n| (n.category.clone(), n.weight)))
+            .into_iter()
+            .next()
+            .map(|c| c.value);
+    }
+    Ok(gaps)
+}
+
+/// Groups queries (indices into `qs`, most asked first) by meaning, or by
+/// shared words without a model: each query joins the first group it is
+/// close enough to, else starts one.
+fn group(index: &SearchIndex, qs: &[GapQuery]) -> Result<Vec<Vec<usize>>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    if let Some(sem) = index.semantic() {
+        let mut centroids: Vec<Vec<f32>> = Vec::new();
+        for (i, q) in qs.iter().enumerate() {
+            let (v, _) = sem.embedder.query(&q.query)?;
+            let best = centroids
+                .iter()
+                .enumerate()
+                .map(|(g, c)| (g, crate::embed::dot(c, &v) / norm(c)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                Some((g, sim)) if sim >= SAME_GAP => {
+                    groups[g].push(i);
+                    for (c, x) in centroids[g].iter_mut().zip(v.iter()) {
+                        *c += x;
+                    }
+                }
+                _ => {
+                    groups.push(vec![i]);
+                    centroids.push(v.to_vec());
+                }
+            }
+        }
+    } else {
+        let words: Vec<Vec<&str>> = qs
+            .iter()
+            .map(|q| {
+                let mut w: Vec<&str> = q.query.split_whitespace().collect();
+                w.sort_unstable();
+                w.dedup();
+                w
+            })
+            .collect();
+        for i in 0..qs.len() {
+            match groups
+                .iter()
+                .position(|g| jaccard(&words[g[0]], &words[i]) >= SAME_GAP_WORDS)
+            {
+                Some(g) => groups[g].push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+    }
+    Ok(groups)
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON)
+}
+
+/// Jaccard similarity of two sorted, deduplicated word lists.
+fn jaccard(a: &[&str], b: &[&str]) -> f32 {
+    let common = a.iter().filter(|w| b.binary_search(w).is_ok()).count();
+    let union = a.len() + b.len() - common;
+    if union == 0 {
+        0.0
+    } else {
+        common as f32 / union as f32
+    }
+}
+
+/// Why an article needs an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateReason {
+    /// Its review date passed.
+    ReviewOverdue,
+    /// Rated below 3 stars on average (3 ratings or more).
+    LowRating,
+    /// Fewer than half of the helpful votes say helpful.
+    Unhelpful,
+    /// Readers left feedback.
+    Feedback,
+    /// Used less than half as often as in the window before (10 uses or
+    /// more then).
+    FallingUse,
+}
+
+/// An article to update, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UpdatePrompt {
+    /// Article id.
+    pub id: ArticleId,
+    /// Slug.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// Category.
+    pub category: String,
+    /// Owner, who is asked to update it.
+    pub owner: String,
+    /// Ranking: uses in both windows × number of reasons.
+    pub impact: f64,
+    /// Uses in the window.
+    pub uses: i64,
+    /// Uses in the window before.
+    pub previous_uses: i64,
+    /// What is wrong.
+    pub reasons: Vec<UpdateReason>,
+}
+
+/// Articles that need an update, by impact. Callers with the analytics
+/// permission see every article they may read; everyone else their own.
+pub async fn updates(
+    store: &Store,
+    p: &Principal,
+    days: i64,
+    limit: usize,
+) -> Result<Vec<UpdatePrompt>> {
+    if !p.is_signed_in() {
+        return Err(Error::Unauthenticated);
+    }
+    let now = Utc::now();
+    let days = days.clamp(1, 365);
+    let window = |from, to| UsageFilter {
+        window: UsageWindow {
+            from: Some(from),
+            to: Some(to),
+        },
+        ..Default::default()
+    };
+    let recent = store
+        .article_usage(&window(now - Duration::days(days), now))
+        .await?;
+    let before: HashMap<ArticleId, i64> = store
+        .article_usage(&window(
+            now - Duration::days(2 * days),
+            now - Duration::days(days),
+        ))
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.uses))
+        .collect();
+    let everyone = p.has(Permission::AnalyticsRead);
+    let mut out: Vec<UpdatePrompt> = recent
+        .into_iter()
+        .filter(|r| r.status.is_live())
+        .filter(|r| p.can_read_parts(&r.audience, r.status, &r.owner))
+        .filter(|r| everyone || r.owner == p.username)
+        .filter_map(|r| {
+            let previous = before.get(&r.id).copied().unwrap_or(0);
+            let mut reasons = Vec::new();
+            if r.review_due.is_some_and(|d| d < now) {
+                reasons.push(UpdateReason::ReviewOverdue);
+            }
+            if r.ratings >= 3 && r.avg_rating.is_some_and(|a| a < 3.0) {
+                reasons.push(UpdateReason::LowRating);
+            }
+            if r.helpful_pct.is_some_and(|h| h < 50.0) {
+                reasons.push(UpdateReason::Unhelpful);
+            }
+            if r.feedback > 0 {
+                reasons.push(UpdateReason::Feedback);
+            }
+            if previous >= 10 && r.uses * 2 < previous {
+                reasons.push(UpdateReason::FallingUse);
+            }
+            (!reasons.is_empty()).then(|| UpdatePrompt {
+                impact: ((r.uses + previous).max(1) as f64) * reasons.len() as f64,
+                id: r.id,
+                slug: r.slug,
+                title: r.title,
+                category: r.category,
+                owner: r.owner,
+                uses: r.uses,
+                previous_uses: previous,
+                reasons,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.impact.total_cmp(&a.impact).then(a.id.cmp(&b.id)));
+    out.truncate(limit);
+    Ok(out)
+}
+
+/// A new draft's text, to classify.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftText {
+    /// Title.
+    pub title: String,
+    /// Summary.
+    #[serde(default)]
+    pub summary: String,
+    /// Body.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// A suggested value and its share of the neighbours' vote (0–1).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Vote {
+    /// Category or tag.
+    pub value: String,
+    /// Share of the vote.
+    pub score: f32,
+}
+
+/// A published neighbour of the draft.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Neighbour {
+    /// Article id.
+    pub id: ArticleId,
+    /// Slug.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// Its category.
+    pub category: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Vote weight (by rank).
+    pub weight: f32,
+}
+
+/// Suggested category and tags of a draft.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Classification {
+    /// Categories, most likely first.
+    pub categories: Vec<Vote>,
+    /// Tags, most likely first (at most 8).
+    pub tags: Vec<Vote>,
+    /// The readable published articles the vote came from.
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// Words of a draft used to find its neighbours.
+const CLASSIFY_WORDS: usize = 60;
+
+/// The category and tags a draft most likely has, from its nearest
+/// readable published articles (semantic with a model, else lexical).
+pub async fn classify(
+    index: &SearchIndex,
+    p: &Principal,
+    draft: DraftText,
+) -> Result<Classification> {
+    if draft.title.trim().is_empty() {
+        return Err(Error::invalid("title", "must not be empty"));
+    }
+    let text: String = [draft.title.as_str(), &draft.summary, &draft.body]
+        .join(" ")
+        .split_whitespace()
+        .filter(|w| !w.starts_with(":::"))
+        .take(CLASSIFY_WORDS)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let neighbours = nearest(index, p, &text, 10).await?;
+    let categories = vote(neighbours.iter().map(|n| (n.category.clone(), n.weight)));
+    let mut tags = vote(
+        neighbours
+            .iter()
+            .flat_map(|n| n.tags.iter().map(move |t| (t.clone(), n.weight))),
+    );
+    tags.truncate(8);
+    Ok(Classification {
+        categories,
+        tags,
+        neighbours,
+    })
+}
+
+/// The nearest readable live articles to `text`, weighted by rank.
+async fn nearest(
+    index: &SearchIndex,
+    p: &Principal,
+    text: &str,
+    k: usize,
+) -> Result<Vec<Neighbour>> {
+    let mode = if index.semantic().is_some() {
+        SearchMode::Semantic
+    } else {
+        SearchMode::Lexical
+    };
+    let req = SearchRequest {
+        q: text.chars().take(900).collect(),
+        limit: k,
+        mode: Some(mode),
+        match_mode: crate::search::MatchMode::Any,
+        ..Default::default()
+    };
+    let (index, p) = (index.clone(), p.clone());
+    let res = tokio::task::spawn_blocking(move || index.search(&p, &req))
+        .await
+        .map_err(|e| Error::Unavailable(format!("neighbour search failed: {e}")))??;
+    Ok(res
+        .hits
+        .into_iter()
+        .enumerate()
+        .map(|(rank, h)| Neighbour {
+            id: h.id,
+            slug: h.slug,
+            title: h.title,
+            category: h.category,
+            tags: h.tags,
+            weight: 1.0 / (rank as f32 + 1.0),
+        })
+        .collect())
+}
+
+/// Sums weights per value; shares of the total, largest first.
+fn vote(items: impl Iterator<Item = (String, f32)>) -> Vec<Vote> {
+    let mut sums: HashMap<String, f32> = HashMap::new();
+    let mut total = 0.0;
+    for (v, w) in items {
+        *sums.entry(v).or_default() += w;
+        total += w;
+    }
+    let mut out: Vec<Vote> = sums
+        .into_iter()
+        .map(|(value, s)| Vote {
+            value,
+            score: if total > 0.0 { s / total } else { 0.0 },
+        })
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.value.cmp(&b.value)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn votes_are_shares_largest_first() {
+        let v = vote(
+            [("a", 1.0), ("b", 0.5), ("a", 0.5)]
+                .into_iter()
+                .map(|(s, w)| (s.to_string(), w)),
+        );
+        assert_eq!(v[0].value, "a");
+        assert!((v[0].score - 0.75).abs() < 1e-6);
+        assert!(vote(std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn word_overlap_groups_rewordings() {
+        assert_eq!(jaccard(&["a", "b"], &["a", "b"]), 1.0);
+        assert!(jaccard(&["levy", "release"], &["bank", "levy", "release"]) >= SAME_GAP_WORDS);
+        assert_eq!(jaccard(&[], &[]), 0.0);
+    }
+}
