@@ -261,6 +261,24 @@ impl TestServer {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// One call as `user` with an optional JSON body: (status, JSON body or
+    /// null).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self.req(method, path, Some(user));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// Shuts the server down gracefully (as SIGTERM would) but keeps the
     /// store, for tests that look at what shutdown wrote.
     pub async fn stop_server(&mut self) {

@@ -9,22 +9,6 @@ use serde_json::{json, Value};
 
 use crate::harness::{Backend, TestServer};
 
-async fn call(
-    s: &TestServer,
-    method: Method,
-    path: &str,
-    who: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = s.req(method, path, Some(who));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn publish(
     s: &TestServer,
     title: &str,
@@ -37,7 +21,7 @@ async fn publish(
     for (k, v) in extra.as_object().unwrap() {
         a[k] = v.clone();
     }
-    let (code, v) = call(s, Method::POST, "/v1/articles", "admin", Some(a)).await;
+    let (code, v) = s.call(Method::POST, "/v1/articles", "admin", Some(a)).await;
     assert_eq!(code, 201, "{v}");
     v["id"].as_i64().unwrap()
 }
@@ -92,20 +76,19 @@ async fn issue_5_prompts_gaps_updates_and_record_types() {
         "bitcoin income tax return",
     ] {
         for _ in 0..2 {
-            let (code, r) = call(
-                &s,
-                Method::GET,
-                &format!("/v1/search?q={q}&mode=lexical"),
-                "vera",
-                None,
-            )
-            .await;
+            let (code, r) = s
+                .call(
+                    Method::GET,
+                    &format!("/v1/search?q={q}&mode=lexical"),
+                    "vera",
+                    None,
+                )
+                .await;
             assert_eq!(code, 200);
             assert_eq!(r["total"], 0, "{q}: {r}");
         }
     }
-    call(
-        &s,
+    s.call(
         Method::GET,
         "/v1/search?q=garden%20gnome%20permit&mode=lexical",
         "vera",
@@ -114,11 +97,11 @@ async fn issue_5_prompts_gaps_updates_and_record_types() {
     .await;
 
     // Gaps: authors may see them, viewers may not.
-    let (code, _) = call(&s, Method::GET, "/v1/prompts/gaps", "vera", None).await;
+    let (code, _) = s.call(Method::GET, "/v1/prompts/gaps", "vera", None).await;
     assert_eq!(code, 403);
     let t0 = Instant::now();
     let gaps = loop {
-        let (code, g) = call(&s, Method::GET, "/v1/prompts/gaps", "alice", None).await;
+        let (code, g) = s.call(Method::GET, "/v1/prompts/gaps", "alice", None).await;
         assert_eq!(code, 200, "{g}");
         if g.as_array()
             .unwrap()
@@ -150,26 +133,28 @@ async fn issue_5_prompts_gaps_updates_and_record_types() {
 
     // Update prompts: the overdue article, low ratings, feedback.
     for who in ["vera", "alice", "harry"] {
-        let (code, v) = call(
-            &s,
-            Method::PUT,
-            &format!("/v1/articles/{levy}/rating"),
-            who,
-            Some(json!({"stars": 1})),
-        )
-        .await;
+        let (code, v) = s
+            .call(
+                Method::PUT,
+                &format!("/v1/articles/{levy}/rating"),
+                who,
+                Some(json!({"stars": 1})),
+            )
+            .await;
         assert_eq!(code, 200, "{v}");
     }
-    let (code, v) = call(
-        &s,
-        Method::POST,
-        &format!("/v1/articles/{levy}/feedback"),
-        "vera",
-        Some(json!({"comment": "the release form number changed"})),
-    )
-    .await;
+    let (code, v) = s
+        .call(
+            Method::POST,
+            &format!("/v1/articles/{levy}/feedback"),
+            "vera",
+            Some(json!({"comment": "the release form number changed"})),
+        )
+        .await;
     assert!(code == 200 || code == 201, "{v}");
-    let (_, ups) = call(&s, Method::GET, "/v1/prompts/updates", "dora", None).await;
+    let (_, ups) = s
+        .call(Method::GET, "/v1/prompts/updates", "dora", None)
+        .await;
     let find = |id: i64| {
         ups.as_array()
             .unwrap()
@@ -187,37 +172,39 @@ async fn issue_5_prompts_gaps_updates_and_record_types() {
         "director may read it, but it has no problems: {ups}"
     );
     // Owners see their own; viewers own nothing.
-    let (_, mine) = call(&s, Method::GET, "/v1/prompts/updates", "vera", None).await;
+    let (_, mine) = s
+        .call(Method::GET, "/v1/prompts/updates", "vera", None)
+        .await;
     assert_eq!(mine, json!([]));
     let (code, _) = s.get_json("/v1/prompts/updates", None).await;
     assert_eq!(code, 401);
 
     // Record types: a draft about lifting a levy belongs in collections,
     // tagged levy — and alice never sees the director-only neighbour.
-    let (code, c) = call(&s, Method::POST, "/v1/prompts/classify", "alice", Some(json!({
+    let (code, c) = s.call(Method::POST, "/v1/prompts/classify", "alice", Some(json!({
         "title": "Lifting a levy on a bank account",
         "body": "Once the taxpayer pays in full, the hold on the account at the bank is released."}))).await;
     assert_eq!(code, 200, "{c}");
     assert_eq!(c["categories"][0]["value"], "collections", "{c}");
     assert!(c["tags"].to_string().contains("levy"), "{c}");
     assert!(!c.to_string().contains("fraud"), "{c}");
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/prompts/classify",
-        "vera",
-        Some(json!({"title": "x"})),
-    )
-    .await;
+    let (code, _) = s
+        .call(
+            Method::POST,
+            "/v1/prompts/classify",
+            "vera",
+            Some(json!({"title": "x"})),
+        )
+        .await;
     assert_eq!(code, 403);
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/prompts/classify",
-        "alice",
-        Some(json!({"title": " "})),
-    )
-    .await;
+    let (code, _) = s
+        .call(
+            Method::POST,
+            "/v1/prompts/classify",
+            "alice",
+            Some(json!({"title": " "})),
+        )
+        .await;
     assert_eq!(code, 422);
     s.stop().await;
 }

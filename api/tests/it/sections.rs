@@ -4,25 +4,9 @@
 //! custom groups over `/v1/roles`.
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::harness::{Backend, TestServer};
-
-async fn call(
-    s: &TestServer,
-    method: Method,
-    path: &str,
-    who: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = s.req(method, path, Some(who));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
-}
 
 const BODY: &str = "1. Open the case.\n\
 ::: section id=internal audience=reviewer title=\"Internal notes\"\n\
@@ -33,22 +17,22 @@ Check the prior penalties first.\n\
 async fn sections_over_http(backend: Backend) {
     let mut s = TestServer::start(backend).await;
     s.add_user("rex", &["reviewer"]).await;
-    let (code, a) = call(
-        &s,
-        Method::POST,
-        "/v1/articles",
-        "admin",
-        Some(json!({
+    let (code, a) = s
+        .call(
+            Method::POST,
+            "/v1/articles",
+            "admin",
+            Some(json!({
         "title": "Penalty letters", "category": "penalties", "summary": "- Send within 30 days",
         "body": BODY, "status": "published"})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(code, 201, "{a}");
     let id = a["id"].as_i64().unwrap();
     let path = format!("/v1/articles/{id}");
 
     // A viewer: detailed by default, without the reviewers' section.
-    let (_, v) = call(&s, Method::GET, &path, "vera", None).await;
+    let (_, v) = s.call(Method::GET, &path, "vera", None).await;
     assert_eq!(v["level"], "detailed");
     let body = v["body"].as_str().unwrap();
     assert!(
@@ -57,80 +41,81 @@ async fn sections_over_http(backend: Backend) {
     );
     assert_eq!(v["sections"], json!([]));
     // A reviewer: summary by default; the section shows at the detailed level.
-    let (_, r) = call(&s, Method::GET, &path, "rex", None).await;
+    let (_, r) = s.call(Method::GET, &path, "rex", None).await;
     assert_eq!(r["level"], "summary");
     assert_eq!(r["body"], "");
     assert_eq!(r["summary"], "- Send within 30 days");
-    let (_, r) = call(
-        &s,
-        Method::GET,
-        &format!("{path}?level=detailed"),
-        "rex",
-        None,
-    )
-    .await;
+    let (_, r) = s
+        .call(Method::GET, &format!("{path}?level=detailed"), "rex", None)
+        .await;
     assert!(r["body"].as_str().unwrap().contains("prior penalties"));
     assert_eq!(r["sections"][0]["id"], "internal");
     assert_eq!(r["sections"][0]["title"], "Internal notes");
     assert_eq!(r["sections"][0]["audience"], json!(["reviewer"]));
     // Preferences: saved per user, audited, and used by default.
-    let (code, p) = call(
-        &s,
-        Method::PUT,
-        "/v1/me/preferences",
-        "vera",
-        Some(json!({"level": "summary"})),
-    )
-    .await;
+    let (code, p) = s
+        .call(
+            Method::PUT,
+            "/v1/me/preferences",
+            "vera",
+            Some(json!({"level": "summary"})),
+        )
+        .await;
     assert_eq!(code, 200, "{p}");
     assert_eq!(p["effective_level"], "summary");
-    let (_, v) = call(&s, Method::GET, &path, "vera", None).await;
+    let (_, v) = s.call(Method::GET, &path, "vera", None).await;
     assert_eq!(v["level"], "summary");
     assert_eq!(v["body"], "");
-    let (code, e) = call(
-        &s,
-        Method::PUT,
-        "/v1/me/preferences",
-        "vera",
-        Some(json!({"level": "huge"})),
-    )
-    .await;
+    let (code, e) = s
+        .call(
+            Method::PUT,
+            "/v1/me/preferences",
+            "vera",
+            Some(json!({"level": "huge"})),
+        )
+        .await;
     assert_eq!(code, 400, "{e}");
-    let (code, e) = call(&s, Method::GET, &format!("{path}?level=huge"), "vera", None).await;
+    let (code, e) = s
+        .call(Method::GET, &format!("{path}?level=huge"), "vera", None)
+        .await;
     assert_eq!(code, 422, "{e}");
     let (code, _) = s.get_json("/v1/me/preferences", None).await;
     assert_eq!(code, 401);
-    let (_, audit) = call(&s, Method::GET, "/v1/audit?limit=1000", "admin", None).await;
+    let (_, audit) = s
+        .call(Method::GET, "/v1/audit?limit=1000", "admin", None)
+        .await;
     assert!(audit.to_string().contains("user.preferences"), "{audit}");
 
     // Alice (author, not reviewer) proposes a change to the live article
     // without seeing the section: the section is kept.
-    let (_, seen) = call(
-        &s,
-        Method::GET,
-        &format!("{path}?level=detailed"),
-        "alice",
-        None,
-    )
-    .await;
+    let (_, seen) = s
+        .call(
+            Method::GET,
+            &format!("{path}?level=detailed"),
+            "alice",
+            None,
+        )
+        .await;
     let edited = seen["body"]
         .as_str()
         .unwrap()
         .replace("Send the letter", "Send the letter by post");
-    let (code, d) = call(
-        &s,
-        Method::PUT,
-        &format!("{path}/draft"),
-        "alice",
-        Some(json!({"body": edited})),
-    )
-    .await;
+    let (code, d) = s
+        .call(
+            Method::PUT,
+            &format!("{path}/draft"),
+            "alice",
+            Some(json!({"body": edited})),
+        )
+        .await;
     assert_eq!(code, 200, "{d}");
     assert!(
         !d["body"].as_str().unwrap().contains("prior penalties"),
         "{d}"
     );
-    let (code, d) = call(&s, Method::GET, &format!("{path}/draft"), "admin", None).await;
+    let (code, d) = s
+        .call(Method::GET, &format!("{path}/draft"), "admin", None)
+        .await;
     assert_eq!(code, 200);
     let full = d["body"].as_str().unwrap();
     assert!(
@@ -139,57 +124,61 @@ async fn sections_over_http(backend: Backend) {
     );
     // She may not write a section she could not read herself.
     let forged = format!("{edited}::: section audience=reviewer\nsneaky\n:::\n");
-    let (code, e) = call(
-        &s,
-        Method::PUT,
-        &format!("{path}/draft"),
-        "alice",
-        Some(json!({"body": forged})),
-    )
-    .await;
+    let (code, e) = s
+        .call(
+            Method::PUT,
+            &format!("{path}/draft"),
+            "alice",
+            Some(json!({"body": forged})),
+        )
+        .await;
     assert_eq!(code, 422, "{e}");
     // Bad syntax names the field and the line.
-    let (code, e) = call(&s, Method::POST, "/v1/articles", "alice", Some(json!({
+    let (code, e) = s.call(Method::POST, "/v1/articles", "alice", Some(json!({
         "title": "Broken", "category": "penalties", "body": "ok\n::: section id=x\nnever closed\n"}))).await;
     assert_eq!(code, 422, "{e}");
     assert!(e.to_string().contains("line 2"), "{e}");
     assert!(e.to_string().contains("body"), "{e}");
     // Versions and diffs hide the section from those who may not see it.
-    let (_, vs) = call(&s, Method::GET, &format!("{path}/versions"), "vera", None).await;
+    let (_, vs) = s
+        .call(Method::GET, &format!("{path}/versions"), "vera", None)
+        .await;
     assert!(!vs.to_string().contains("prior penalties"), "{vs}");
-    let (_, vs) = call(&s, Method::GET, &format!("{path}/versions"), "rex", None).await;
+    let (_, vs) = s
+        .call(Method::GET, &format!("{path}/versions"), "rex", None)
+        .await;
     assert!(vs.to_string().contains("prior penalties"), "{vs}");
 
     // Custom groups: defined by admins, listed with members; built-in
     // names refused.
-    let (code, g) = call(
-        &s,
-        Method::POST,
-        "/v1/roles",
-        "admin",
-        Some(json!({"name": "appeals_unit", "description": "hearing officers"})),
-    )
-    .await;
+    let (code, g) = s
+        .call(
+            Method::POST,
+            "/v1/roles",
+            "admin",
+            Some(json!({"name": "appeals_unit", "description": "hearing officers"})),
+        )
+        .await;
     assert_eq!(code, 201, "{g}");
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/roles",
-        "admin",
-        Some(json!({"name": "appeals_unit"})),
-    )
-    .await;
+    let (code, _) = s
+        .call(
+            Method::POST,
+            "/v1/roles",
+            "admin",
+            Some(json!({"name": "appeals_unit"})),
+        )
+        .await;
     assert_eq!(code, 409);
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/roles",
-        "admin",
-        Some(json!({"name": "admin"})),
-    )
-    .await;
+    let (code, _) = s
+        .call(
+            Method::POST,
+            "/v1/roles",
+            "admin",
+            Some(json!({"name": "admin"})),
+        )
+        .await;
     assert_eq!(code, 422);
-    let (_, roles) = call(&s, Method::GET, "/v1/roles", "admin", None).await;
+    let (_, roles) = s.call(Method::GET, "/v1/roles", "admin", None).await;
     let find = |n: &str| {
         roles
             .as_array()

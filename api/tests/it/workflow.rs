@@ -7,21 +7,6 @@ use serde_json::{json, Value};
 
 use crate::harness::{Backend, TestServer};
 
-async fn call(
-    s: &TestServer,
-    m: Method,
-    path: &str,
-    user: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = s.req(m, path, Some(user));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn search_total(s: &TestServer, user: &str, q: &str) -> u64 {
     s.get_json(&format!("/v1/search?q={q}"), Some(user)).await.1["total"]
         .as_u64()
@@ -46,127 +31,126 @@ async fn workflow(backend: Backend) {
     s.add_user("rex", &["reviewer"]).await;
     s.add_user("rita", &["reviewer"]).await;
     let a = "/v1/articles/garnish-guide";
-    let (code, v) = call(
-        &s,
-        Method::POST,
-        "/v1/articles",
-        "alice",
-        Some(json!({
+    let (code, v) = s
+        .call(
+            Method::POST,
+            "/v1/articles",
+            "alice",
+            Some(json!({
         "slug": "garnish-guide", "title": "Wage garnishment guide", "category": "collections",
         "body": "Send the employer the order."})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(code, 201, "{v}");
     assert_eq!(v["status"], "draft");
     // Authors cannot skip review.
-    let (code, _) = call(
-        &s,
-        Method::PUT,
-        a,
-        "alice",
-        Some(json!({"status": "published"})),
-    )
-    .await;
+    let (code, _) = s
+        .call(
+            Method::PUT,
+            a,
+            "alice",
+            Some(json!({"status": "published"})),
+        )
+        .await;
     assert_eq!(code, 403);
-    let (code, task) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    let (code, task) = s
+        .call(Method::POST, &format!("{a}/submit"), "alice", None)
+        .await;
     assert_eq!(code, 201, "{task}");
     assert_eq!(
         (task["kind"].as_str(), task["assignee_role"].as_str()),
         (Some("review"), Some("reviewer"))
     );
-    let (code, _) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    let (code, _) = s
+        .call(Method::POST, &format!("{a}/submit"), "alice", None)
+        .await;
     assert_eq!(code, 409, "already in review");
     // The reviewer sees the task; viewers see neither task nor article.
-    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rex", None).await;
+    let (_, tasks) = s.call(Method::GET, "/v1/tasks", "rex", None).await;
     assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
-    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "vera", None).await;
+    let (_, tasks) = s.call(Method::GET, "/v1/tasks", "vera", None).await;
     assert_eq!(tasks, json!([]));
     assert_eq!(search_total(&s, "vera", "garnishment").await, 0);
     // Reject needs a note; the author cannot decide.
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        &format!("{a}/reject"),
-        "rex",
-        Some(json!({})),
-    )
-    .await;
+    let (code, _) = s
+        .call(Method::POST, &format!("{a}/reject"), "rex", Some(json!({})))
+        .await;
     assert_eq!(code, 422);
-    let (code, _) = call(&s, Method::POST, &format!("{a}/approve"), "alice", None).await;
+    let (code, _) = s
+        .call(Method::POST, &format!("{a}/approve"), "alice", None)
+        .await;
     assert_eq!(code, 403);
-    let (code, v) = call(
-        &s,
-        Method::POST,
-        &format!("{a}/reject"),
-        "rex",
-        Some(json!({"note": "name the form number"})),
-    )
-    .await;
+    let (code, v) = s
+        .call(
+            Method::POST,
+            &format!("{a}/reject"),
+            "rex",
+            Some(json!({"note": "name the form number"})),
+        )
+        .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["status"], "draft");
-    let (_, done) = call(
-        &s,
-        Method::GET,
-        "/v1/tasks?include_done=true",
-        "alice",
-        None,
-    )
-    .await;
+    let (_, done) = s
+        .call(Method::GET, "/v1/tasks?include_done=true", "alice", None)
+        .await;
     let _ = done;
-    let (_, all) = call(
-        &s,
-        Method::GET,
-        "/v1/tasks?include_done=true",
-        "admin",
-        None,
-    )
-    .await;
+    let (_, all) = s
+        .call(Method::GET, "/v1/tasks?include_done=true", "admin", None)
+        .await;
     assert_eq!(all[0]["note"], "name the form number", "{all}");
     // Fix, resubmit, approve: published and searchable.
-    let (code, _) = call(
-        &s,
-        Method::PUT,
-        a,
-        "alice",
-        Some(json!({"body": "Send the employer Form WR-420."})),
-    )
-    .await;
+    let (code, _) = s
+        .call(
+            Method::PUT,
+            a,
+            "alice",
+            Some(json!({"body": "Send the employer Form WR-420."})),
+        )
+        .await;
     assert_eq!(code, 200);
-    let (code, _) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    let (code, _) = s
+        .call(Method::POST, &format!("{a}/submit"), "alice", None)
+        .await;
     assert_eq!(code, 201);
-    let (code, v) = call(&s, Method::POST, &format!("{a}/approve"), "rex", None).await;
+    let (code, v) = s
+        .call(Method::POST, &format!("{a}/approve"), "rex", None)
+        .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["status"], "published");
     wait_total(&s, "vera", "wr-420", 1).await;
 
     // Editing the published article: the live version stays until approval.
-    let (code, v) = call(
-        &s,
-        Method::PUT,
-        a,
-        "alice",
-        Some(json!({"body": "Use Form WR-777."})),
-    )
-    .await;
+    let (code, v) = s
+        .call(
+            Method::PUT,
+            a,
+            "alice",
+            Some(json!({"body": "Use Form WR-777."})),
+        )
+        .await;
     assert_eq!(
         code, 409,
         "content edits of live articles go through a draft: {v}"
     );
-    let (code, wc) = call(
-        &s,
-        Method::PUT,
-        &format!("{a}/draft"),
-        "alice",
-        Some(json!({"body": "Use Form WR-777 now."})),
-    )
-    .await;
+    let (code, wc) = s
+        .call(
+            Method::PUT,
+            &format!("{a}/draft"),
+            "alice",
+            Some(json!({"body": "Use Form WR-777 now."})),
+        )
+        .await;
     assert_eq!(code, 200, "{wc}");
     assert_eq!(wc["status"], "draft");
     let (_, live) = s.get_json(a, Some("vera")).await;
     assert!(live["body"].as_str().unwrap().contains("WR-420"));
-    let (code, _) = call(&s, Method::GET, &format!("{a}/draft"), "vera", None).await;
+    let (code, _) = s
+        .call(Method::GET, &format!("{a}/draft"), "vera", None)
+        .await;
     assert_eq!(code, 403, "viewers cannot see drafts");
-    let (code, _) = call(&s, Method::POST, &format!("{a}/submit"), "alice", None).await;
+    let (code, _) = s
+        .call(Method::POST, &format!("{a}/submit"), "alice", None)
+        .await;
     assert_eq!(code, 201);
     assert_eq!(search_total(&s, "vera", "wr-777").await, 0);
     assert_eq!(
@@ -174,19 +158,21 @@ async fn workflow(backend: Backend) {
         1,
         "the published version stays live in review"
     );
-    let (code, v) = call(
-        &s,
-        Method::POST,
-        &format!("{a}/approve"),
-        "rita",
-        Some(json!({"note": "thanks"})),
-    )
-    .await;
+    let (code, v) = s
+        .call(
+            Method::POST,
+            &format!("{a}/approve"),
+            "rita",
+            Some(json!({"note": "thanks"})),
+        )
+        .await;
     assert_eq!(code, 200, "{v}");
     assert!(v["body"].as_str().unwrap().contains("WR-777"));
     wait_total(&s, "vera", "wr-777", 1).await;
     wait_total(&s, "vera", "wr-420", 0).await;
-    let (code, _) = call(&s, Method::GET, &format!("{a}/draft"), "alice", None).await;
+    let (code, _) = s
+        .call(Method::GET, &format!("{a}/draft"), "alice", None)
+        .await;
     assert_eq!(code, 404, "the draft was consumed");
     let (_, versions) = s.get_json(&format!("{a}/versions"), Some("vera")).await;
     let statuses: Vec<&str> = versions
@@ -207,7 +193,7 @@ async fn workflow(backend: Backend) {
             "published"
         ]
     );
-    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rex", None).await;
+    let (_, tasks) = s.call(Method::GET, "/v1/tasks", "rex", None).await;
     assert_eq!(tasks, json!([]), "decided tasks are closed");
     s.stop().await;
 }
@@ -237,82 +223,79 @@ async fn issue_4_submissions_follow_category_rules() {
         "approver_role": "program_specialist",
         "escalation": [{"after_hours": 24, "to_role": "reviewer"}, {"after_hours": 72, "to_user": "admin"}]
     });
-    let (code, r) = call(
-        &s,
-        Method::PUT,
-        "/v1/rules/collections",
-        "alice",
-        Some(spec.clone()),
-    )
-    .await;
+    let (code, r) = s
+        .call(
+            Method::PUT,
+            "/v1/rules/collections",
+            "alice",
+            Some(spec.clone()),
+        )
+        .await;
     assert_eq!(code, 403, "{r}");
-    let (code, r) = call(
-        &s,
-        Method::PUT,
-        "/v1/rules/collections",
-        "admin",
-        Some(spec.clone()),
-    )
-    .await;
+    let (code, r) = s
+        .call(
+            Method::PUT,
+            "/v1/rules/collections",
+            "admin",
+            Some(spec.clone()),
+        )
+        .await;
     assert_eq!((code, r["version"].as_i64()), (200, Some(1)), "{r}");
-    let (code, r) = call(
-        &s,
-        Method::PUT,
-        "/v1/rules/collections",
-        "admin",
-        Some(spec.clone()),
-    )
-    .await;
+    let (code, r) = s
+        .call(
+            Method::PUT,
+            "/v1/rules/collections",
+            "admin",
+            Some(spec.clone()),
+        )
+        .await;
     assert_eq!((code, r["version"].as_i64()), (200, Some(2)), "{r}");
-    let (code, r) = call(
-        &s,
-        Method::PUT,
-        "/v1/rules/*",
-        "admin",
-        Some(json!({"mandatory_fields": ["body"]})),
-    )
-    .await;
+    let (code, r) = s
+        .call(
+            Method::PUT,
+            "/v1/rules/*",
+            "admin",
+            Some(json!({"mandatory_fields": ["body"]})),
+        )
+        .await;
     assert_eq!(code, 200, "{r}");
-    let (code, bad) = call(
-        &s,
-        Method::PUT,
-        "/v1/rules/collections",
-        "admin",
-        Some(json!({
+    let (code, bad) = s
+        .call(
+            Method::PUT,
+            "/v1/rules/collections",
+            "admin",
+            Some(json!({
         "mandatory_fields": ["colour"], "escalation": [{"after_hours": 5}]})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(code, 422, "{bad}");
     assert_eq!(bad["errors"].as_array().unwrap().len(), 2, "{bad}");
-    let (_, eff) = call(&s, Method::GET, "/v1/rules/collections", "alice", None).await;
+    let (_, eff) = s
+        .call(Method::GET, "/v1/rules/collections", "alice", None)
+        .await;
     assert_eq!(eff, spec);
-    let (_, eff) = call(&s, Method::GET, "/v1/rules/audits", "alice", None).await;
+    let (_, eff) = s.call(Method::GET, "/v1/rules/audits", "alice", None).await;
     assert_eq!(
         eff["mandatory_fields"],
         json!(["body"]),
         "the global default applies"
     );
-    let (_, hist) = call(
-        &s,
-        Method::GET,
-        "/v1/rules/collections/history",
-        "admin",
-        None,
-    )
-    .await;
+    let (_, hist) = s
+        .call(Method::GET, "/v1/rules/collections/history", "admin", None)
+        .await;
     assert_eq!(hist.as_array().unwrap().len(), 2);
 
-    let (code, _) = call(&s, Method::POST, "/v1/articles", "alice", Some(json!({
+    let (code, _) = s.call(Method::POST, "/v1/articles", "alice", Some(json!({
         "slug": "levy-appeal", "title": "Appealing a levy", "category": "collections", "body": "Too short."}))).await;
     assert_eq!(code, 201);
-    let (code, p) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/levy-appeal/submit",
-        "alice",
-        None,
-    )
-    .await;
+    let (code, p) = s
+        .call(
+            Method::POST,
+            "/v1/articles/levy-appeal/submit",
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(code, 422, "{p}");
     let mut fields: Vec<&str> = p["errors"]
         .as_array()
@@ -322,39 +305,34 @@ async fn issue_4_submissions_follow_category_rules() {
         .collect();
     fields.sort();
     assert_eq!(fields, vec!["body", "summary", "tags"], "{p}");
-    let (_, tasks) = call(
-        &s,
-        Method::GET,
-        "/v1/tasks?include_done=true",
-        "admin",
-        None,
-    )
-    .await;
+    let (_, tasks) = s
+        .call(Method::GET, "/v1/tasks?include_done=true", "admin", None)
+        .await;
     assert_eq!(tasks, json!([]), "a refused submission opens no task");
-    let (code, _) = call(&s, Method::PUT, "/v1/articles/levy-appeal", "alice", Some(json!({
+    let (code, _) = s.call(Method::PUT, "/v1/articles/levy-appeal", "alice", Some(json!({
         "summary": "- file within 30 days", "tags": ["levy"], "body": "Send Form WR-12 within thirty days of the notice."}))).await;
     assert_eq!(code, 200);
-    let (code, t) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/levy-appeal/submit",
-        "alice",
-        None,
-    )
-    .await;
+    let (code, t) = s
+        .call(
+            Method::POST,
+            "/v1/articles/levy-appeal/submit",
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(code, 201, "{t}");
     assert_eq!(t["assignee_role"], "program_specialist");
-    let (_, mine) = call(&s, Method::GET, "/v1/tasks", "paula", None).await;
+    let (_, mine) = s.call(Method::GET, "/v1/tasks", "paula", None).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
     // Approval starts the category's next review period (180 days).
-    let (code, v) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/levy-appeal/approve",
-        "paula",
-        None,
-    )
-    .await;
+    let (code, v) = s
+        .call(
+            Method::POST,
+            "/v1/articles/levy-appeal/approve",
+            "paula",
+            None,
+        )
+        .await;
     assert_eq!(code, 200, "{v}");
     let due: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(v["review_due"].clone()).unwrap();
@@ -371,16 +349,16 @@ async fn issue_4_submissions_follow_category_rules() {
 async fn issue_4_review_interval_creates_update_task() {
     let s = TestServer::start(Backend::Sqlite).await;
     let due = chrono::Utc::now() + chrono::Duration::days(30);
-    let (code, a) = call(
-        &s,
-        Method::POST,
-        "/v1/articles",
-        "admin",
-        Some(json!({
+    let (code, a) = s
+        .call(
+            Method::POST,
+            "/v1/articles",
+            "admin",
+            Some(json!({
         "slug": "nexus-survey", "title": "Nexus questionnaire", "category": "audits",
         "body": "Send the nexus questionnaire.", "status": "published", "review_due": due})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(code, 201, "{a}");
     let store = &s.ts.store;
     // A day before the review date: nothing happens.
@@ -396,7 +374,7 @@ async fn issue_4_review_interval_creates_update_task() {
     let (_, v) = s.get_json("/v1/articles/nexus-survey", Some("vera")).await;
     assert_eq!(v["status"], "needs_update", "{v}");
     wait_total(&s, "vera", "nexus", 1).await;
-    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "admin", None).await;
+    let (_, tasks) = s.call(Method::GET, "/v1/tasks", "admin", None).await;
     let update: Vec<&Value> = tasks
         .as_array()
         .unwrap()
@@ -409,7 +387,7 @@ async fn issue_4_review_interval_creates_update_task() {
         .await
         .unwrap();
     assert!(again.is_empty());
-    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "admin", None).await;
+    let (_, tasks) = s.call(Method::GET, "/v1/tasks", "admin", None).await;
     assert_eq!(
         tasks
             .as_array()
@@ -429,47 +407,32 @@ async fn tasks_do_not_leak_restricted_articles() {
     s.add_user("rex", &["reviewer"]).await;
     s.add_user("hana", &["author", "hearing_officer"]).await;
     s.add_user("rhea", &["reviewer", "hearing_officer"]).await;
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/articles",
-        "hana",
-        Some(json!({
+    let (code, _) = s
+        .call(
+            Method::POST,
+            "/v1/articles",
+            "hana",
+            Some(json!({
         "slug": "recusal", "title": "Hearing recusal", "category": "appeals",
         "audience": ["hearing_officer"], "body": "Brambleton rule."})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(code, 201);
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/recusal/submit",
-        "hana",
-        None,
-    )
-    .await;
+    let (code, _) = s
+        .call(Method::POST, "/v1/articles/recusal/submit", "hana", None)
+        .await;
     assert_eq!(code, 201);
-    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rex", None).await;
+    let (_, tasks) = s.call(Method::GET, "/v1/tasks", "rex", None).await;
     assert_eq!(tasks, json!([]), "rex may not read the article, so no task");
-    let (_, tasks) = call(&s, Method::GET, "/v1/tasks", "rhea", None).await;
+    let (_, tasks) = s.call(Method::GET, "/v1/tasks", "rhea", None).await;
     assert_eq!(tasks.as_array().unwrap().len(), 1);
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/recusal/approve",
-        "rex",
-        None,
-    )
-    .await;
+    let (code, _) = s
+        .call(Method::POST, "/v1/articles/recusal/approve", "rex", None)
+        .await;
     assert_eq!(code, 404, "nor can he act on it");
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/recusal/approve",
-        "rhea",
-        None,
-    )
-    .await;
+    let (code, _) = s
+        .call(Method::POST, "/v1/articles/recusal/approve", "rhea", None)
+        .await;
     assert_eq!(code, 200);
     s.stop().await;
 }
@@ -482,26 +445,28 @@ async fn issue_4_escalations_and_notifications() {
     let mut s = TestServer::start(Backend::Sqlite).await;
     s.add_user("rex", &["reviewer"]).await;
     s.add_user("dora", &["viewer", "director"]).await;
-    let (code, _) = call(&s, Method::PUT, "/v1/rules/collections", "admin", Some(json!({
+    let (code, _) = s.call(Method::PUT, "/v1/rules/collections", "admin", Some(json!({
         "escalation": [{"after_hours": 24, "to_role": "reviewer"}, {"after_hours": 72, "to_user": "dora"}]}))).await;
     assert_eq!(code, 200);
-    let (code, _) = call(&s, Method::POST, "/v1/articles", "alice", Some(json!({
+    let (code, _) = s.call(Method::POST, "/v1/articles", "alice", Some(json!({
         "slug": "lien-release", "title": "Releasing a tax lien", "category": "collections", "body": "File the release."}))).await;
     assert_eq!(code, 201);
-    let (code, task) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/lien-release/submit",
-        "alice",
-        None,
-    )
-    .await;
+    let (code, task) = s
+        .call(
+            Method::POST,
+            "/v1/articles/lien-release/submit",
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(code, 201);
     // The submission itself notifies reviewers (not the submitter).
-    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "rex", None).await;
+    let (_, inbox) = s.call(Method::GET, "/v1/notifications", "rex", None).await;
     assert_eq!(inbox["unread"], 1, "{inbox}");
     assert_eq!(inbox["items"][0]["kind"], "review_requested");
-    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "alice", None).await;
+    let (_, inbox) = s
+        .call(Method::GET, "/v1/notifications", "alice", None)
+        .await;
     assert_eq!(inbox["unread"], 0);
 
     let due: chrono::DateTime<chrono::Utc> =
@@ -535,14 +500,9 @@ async fn issue_4_escalations_and_notifications() {
         0,
         "a rerun sends nothing twice"
     );
-    let (_, inbox) = call(
-        &s,
-        Method::GET,
-        "/v1/notifications?unread=true",
-        "rex",
-        None,
-    )
-    .await;
+    let (_, inbox) = s
+        .call(Method::GET, "/v1/notifications?unread=true", "rex", None)
+        .await;
     let kinds: Vec<&str> = inbox["items"]
         .as_array()
         .unwrap()
@@ -550,7 +510,7 @@ async fn issue_4_escalations_and_notifications() {
         .map(|n| n["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, vec!["escalation", "review_requested"], "{inbox}");
-    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "dora", None).await;
+    let (_, inbox) = s.call(Method::GET, "/v1/notifications", "dora", None).await;
     assert_eq!(inbox["unread"], 0, "step 2 has not come yet");
     // Step 2, and a "restart" (another run at a later time) re-sends neither step.
     assert_eq!(
@@ -565,44 +525,46 @@ async fn issue_4_escalations_and_notifications() {
             .unwrap(),
         0
     );
-    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "dora", None).await;
+    let (_, inbox) = s.call(Method::GET, "/v1/notifications", "dora", None).await;
     assert_eq!(
         inbox["unread"], 0,
         "dora (a viewer) may not read an article in review, so she is not told about it: {inbox}"
     );
-    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "rex", None).await;
+    let (_, inbox) = s.call(Method::GET, "/v1/notifications", "rex", None).await;
     assert_eq!(inbox["unread"], 2);
     // Reading.
     let first = inbox["items"][0]["id"].as_i64().unwrap();
-    let (_, r) = call(
-        &s,
-        Method::POST,
-        "/v1/notifications/read",
-        "rex",
-        Some(json!({"ids": [first]})),
-    )
-    .await;
+    let (_, r) = s
+        .call(
+            Method::POST,
+            "/v1/notifications/read",
+            "rex",
+            Some(json!({"ids": [first]})),
+        )
+        .await;
     assert_eq!(r["marked"], 1);
-    let (_, r) = call(
-        &s,
-        Method::POST,
-        "/v1/notifications/read",
-        "rex",
-        Some(json!({})),
-    )
-    .await;
+    let (_, r) = s
+        .call(
+            Method::POST,
+            "/v1/notifications/read",
+            "rex",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r["marked"], 1);
     // A decision notifies the author.
-    let (code, _) = call(
-        &s,
-        Method::POST,
-        "/v1/articles/lien-release/reject",
-        "rex",
-        Some(json!({"note": "cite the form"})),
-    )
-    .await;
+    let (code, _) = s
+        .call(
+            Method::POST,
+            "/v1/articles/lien-release/reject",
+            "rex",
+            Some(json!({"note": "cite the form"})),
+        )
+        .await;
     assert_eq!(code, 200);
-    let (_, inbox) = call(&s, Method::GET, "/v1/notifications", "alice", None).await;
+    let (_, inbox) = s
+        .call(Method::GET, "/v1/notifications", "alice", None)
+        .await;
     assert_eq!(inbox["items"][0]["kind"], "rejected");
     assert!(inbox["items"][0]["message"]
         .as_str()
