@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: demo test lint unit build release bench bench-relevance fmt clean model
+.PHONY: demo test lint unit web-test build release bench bench-relevance fmt clean model
 
 ## make demo: build and start the demo on the embedded store (http://127.0.0.1:$(PORT)/)
 demo: model
@@ -16,6 +16,14 @@ test: model lint unit
 
 unit:
 	@. scripts/ensure-postgres.sh && $(CARGO) test --workspace --all-targets
+
+## make web-test: the JavaScript client's unit tests, then the browser tests
+## (Debian's chromium driven by playwright-core against a real `kmt demo`)
+web-test:
+	$(CARGO) build -p kmt-api
+	bash scripts/ensure-browser.sh
+	node --test web/test/*.test.mjs
+	node --test --test-concurrency=1 web/e2e/*.test.mjs
 
 lint:
 	$(CARGO) fmt --all -- --check
