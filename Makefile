@@ -11,17 +11,18 @@ demo: model
 	$(CARGO) build --release -p kmt-api
 	$${CARGO_TARGET_DIR:-target}/release/kmt demo --port $(PORT) --data $(DATA)
 
-## make test: provision PostgreSQL, then run lints and every test
-test: model lint unit
+## make test: provision PostgreSQL, then run lints and every test (Rust, then the web client and browser tests)
+test: model lint unit web-test
 
 unit:
 	@. scripts/ensure-postgres.sh && $(CARGO) test --workspace --all-targets
 
-## make web-test: the JavaScript client's unit tests, then the browser tests
+## make web-test: type-check the JavaScript client, its unit tests, then the browser tests
 ## (Debian's chromium driven by playwright-core against a real `kmt demo`)
 web-test:
 	$(CARGO) build -p kmt-api
 	bash scripts/ensure-browser.sh
+	web/node_modules/.bin/tsc -p web/jsconfig.json
 	node --test web/test/*.test.mjs
 	node --test --test-concurrency=1 web/e2e/*.test.mjs
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run by `make web-test`: makes sure the browser tests have what they need —
-# Debian's chromium at /usr/bin/chromium and playwright-core (the pinned
-# version in web/package.json, no browser download of its own) in
-# web/node_modules. Safe to run again: it does nothing when both are there.
+# Debian's chromium at /usr/bin/chromium, and in web/node_modules the
+# pinned playwright-core (no browser download of its own) and typescript
+# (checks the client library's JSDoc types). Safe to run again: it does
+# nothing when all of them are there.
 #
 # Installing chromium needs apt-get and root (or sudo without a password);
 # it runs non-interactively. Set CHROMIUM to use another binary instead.
@@ -34,8 +35,9 @@ fi
 
 cd "$root/web"
 if [ ! -f node_modules/playwright-core/package.json ] ||
+  [ ! -f node_modules/typescript/package.json ] ||
   [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "ensure-browser: npm ci (playwright-core, pinned in web/package-lock.json)" >&2
+  echo "ensure-browser: npm ci (playwright-core and typescript, pinned in web/package-lock.json)" >&2
   # playwright-core downloads no browser; the variable makes sure of it.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2
 fi
