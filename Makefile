@@ -4,18 +4,27 @@ CARGO ?= cargo
 PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: demo test lint unit build release bench bench-relevance fmt clean model
+.PHONY: demo test lint unit web-test build release bench bench-relevance fmt clean model
 
 ## make demo: build and start the demo on the embedded store (http://127.0.0.1:$(PORT)/)
 demo: model
 	$(CARGO) build --release -p kmt-api
 	$${CARGO_TARGET_DIR:-target}/release/kmt demo --port $(PORT) --data $(DATA)
 
-## make test: provision PostgreSQL, then run lints and every test
-test: model lint unit
+## make test: provision PostgreSQL, then run lints and every test (Rust, then the web client and browser tests)
+test: model lint unit web-test
 
 unit:
 	@. scripts/ensure-postgres.sh && $(CARGO) test --workspace --all-targets
+
+## make web-test: type-check the JavaScript client, its unit tests, then the browser tests
+## (Debian's chromium driven by playwright-core against a real `kmt demo`)
+web-test:
+	$(CARGO) build -p kmt-api
+	bash scripts/ensure-browser.sh
+	web/node_modules/.bin/tsc -p web/jsconfig.json
+	node --test web/test/*.test.mjs
+	node --test --test-concurrency=1 web/e2e/*.test.mjs
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -76,11 +76,16 @@ async fn home() -> Html<&'static str> {
     Html(include_str!("home.html"))
 }
 
-/// Static assets of the home page (embedded: no files to deploy, no CDN).
+/// Static assets of the pages (embedded: no files to deploy, no CDN). The
+/// JavaScript client library lives in `web/`, beside its tests.
 async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> axum::response::Response {
+    const JS: &str = "text/javascript; charset=utf-8";
     let (body, kind) = match name.as_str() {
-        "home.js" => (include_str!("home.js"), "text/javascript; charset=utf-8"),
+        "home.js" => (include_str!("home.js"), JS),
         "home.css" => (include_str!("home.css"), "text/css; charset=utf-8"),
+        "kmt-client.js" => (include_str!("../../web/kmt-client.js"), JS),
+        // Types only (JSDoc), for editors of pages that use the library.
+        "kmt-types.js" => (include_str!("../../web/kmt-types.js"), JS),
         _ => return problem(StatusCode::NOT_FOUND, "no such asset".into(), None),
     };
     ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()

@@ -1,23 +1,183 @@
-// The minimal search page of the demo: search as you type with a token.
-const q = document.getElementById('q'), tok = document.getElementById('token');
-const hits = document.getElementById('hits'), status = document.getElementById('status');
-tok.value = localStorage.getItem('kmt-token') || '';
-let seq = 0;
+// The search page: results as you type, suggestions, facet filters with
+// counts, the mode switch, did-you-mean and pages. It talks to the API only
+// through the client library; it has no inline script or style (the CSP
+// forbids them).
+import { KmtClient, KmtError } from './kmt-client.js';
+
+/** @typedef {import('./kmt-types.js').SearchResults} SearchResults */
+
+const PAGE = 10;
+const FACETS = /** @type {const} */ (['category', 'tags']);
+
+/** An element by id, typed by the caller. @template {HTMLElement} T @param {string} id @returns {T} */
+const $ = (id) => /** @type {T} */ (document.getElementById(id));
+
+const q = /** @type {HTMLInputElement} */ ($('q'));
+const mode = /** @type {HTMLSelectElement} */ ($('mode'));
+const sort = /** @type {HTMLSelectElement} */ ($('sort'));
+const status = $('status'), hits = $('hits'), facets = $('facets'), pages = $('pages');
+const kmt = new KmtClient();
+
+/** What is searched: the words, chosen filters ("field:value"), page. */
+const state = { filters: new Set(/** @type {string[]} */ ([])), offset: 0 };
+/** @type {AbortController|undefined} */
+let inflight;
+/** @type {ReturnType<typeof setTimeout>|undefined} */
+let typing;
+
 async function run() {
-  localStorage.setItem('kmt-token', tok.value);
-  const mine = ++seq;
-  const headers = tok.value ? { Authorization: 'Bearer ' + tok.value.trim() } : {};
-  const r = await fetch('/v1/search?facets=category&q=' + encodeURIComponent(q.value), { headers });
-  const body = await r.json();
-  if (mine !== seq) return;
-  if (!r.ok) { status.textContent = body.detail || 'error'; hits.replaceChildren(); return; }
-  status.textContent = body.total + ' articles' + (body.relaxed ? ' (matching any word)' : '') + ' in ' + body.timings.total.toFixed(1) + ' ms';
-  hits.replaceChildren(...body.hits.map(h => {
+  inflight?.abort();
+  const ctl = (inflight = new AbortController());
+  // What this request asks, stamped on the results when they are shown
+  // (assistive technology and the browser tests wait on it).
+  const asked = { q: q.value, mode: mode.value, sort: sort.value, offset: String(state.offset), filters: [...state.filters].join('|') };
+  hits.setAttribute('aria-busy', 'true');
+  let res;
+  try {
+    res = await kmt.search({
+      q: q.value,
+      filter: [...state.filters],
+      facets: [...FACETS],
+      mode: /** @type {any} */ (mode.value || undefined),
+      sort: /** @type {any} */ (sort.value),
+      limit: PAGE,
+      offset: state.offset,
+    }, { signal: ctl.signal });
+  } catch (e) {
+    if (e instanceof KmtError && e.kind === 'aborted') return;
+    status.textContent = e instanceof KmtError ? `Search failed: ${e.detail}` : String(e);
+    hits.replaceChildren();
+    hits.removeAttribute('aria-busy');
+    return;
+  }
+  render(res);
+  Object.assign(hits.dataset, asked);
+  hits.removeAttribute('aria-busy');
+}
+
+/** @param {SearchResults} res */
+function render(res) {
+  const shown = res.hits.length;
+  status.textContent = res.total === 0
+    ? 'No articles found.'
+    : `${res.total} article${res.total === 1 ? '' : 's'}` +
+      (shown < res.total ? `, showing ${state.offset + 1}–${state.offset + shown}` : '') +
+      (res.relaxed ? ' (matching any word)' : '') + ` · ${res.mode}`;
+  $('empty').hidden = res.total !== 0;
+  const dym = $('dym');
+  dym.hidden = !res.did_you_mean;
+  $('dym-q').textContent = res.did_you_mean ?? '';
+  hits.replaceChildren(...res.hits.map((h, i) => {
     const li = document.createElement('li');
-    const a = document.createElement('a'); a.href = '/v1/articles/' + h.id; a.textContent = h.title;
-    const p = document.createElement('div'); p.innerHTML = h.snippet; // server-escaped, <mark> only
-    const m = document.createElement('div'); m.className = 'meta'; m.textContent = h.category + ' · ' + h.tags.join(', ');
-    li.append(a, m, p); return li;
+    const a = document.createElement('a');
+    a.href = `/v1/articles/${h.id}`;
+    a.textContent = h.title;
+    a.addEventListener('click', () => {
+      // Reported in the background; a failure must not stop the reader.
+      kmt.events([{ kind: 'click', article_id: h.id, position: state.offset + i, search_id: res.search_id ?? null }])
+        .catch(() => {});
+    });
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.textContent = [h.category, h.tags.join(', '), h.status === 'published' ? '' : h.status]
+      .filter(Boolean).join(' · ');
+    const snip = document.createElement('p');
+    snip.className = 'snippet';
+    snip.innerHTML = h.snippet; // escaped by the server; only <mark> is markup
+    li.append(a, meta, snip);
+    return li;
+  }));
+  renderFacets(res);
+  const pagesTotal = Math.ceil(res.total / PAGE);
+  pages.hidden = pagesTotal <= 1;
+  $('page').textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pagesTotal}`;
+  /** @type {HTMLButtonElement} */ ($('prev')).disabled = state.offset === 0;
+  /** @type {HTMLButtonElement} */ ($('next')).disabled = state.offset + PAGE >= res.total;
+}
+
+/** Facet groups as checkbox lists with counts; chosen ones stay listed. @param {SearchResults} res */
+function renderFacets(res) {
+  facets.replaceChildren(...FACETS.map((field) => {
+    const counts = res.facets[field] ?? [];
+    const fs = document.createElement('fieldset');
+    const legend = document.createElement('legend');
+    legend.textContent = field === 'tags' ? 'Tags' : 'Category';
+    fs.append(legend);
+    const values = new Map(counts.map((c) => [c.value, c.count]));
+    for (const f of state.filters) {
+      if (f.startsWith(`${field}:`) && !values.has(f.slice(field.length + 1))) values.set(f.slice(field.length + 1), 0);
+    }
+    for (const [value, count] of [...values].slice(0, 12)) {
+      const key = `${field}:${value}`;
+      const label = document.createElement('label');
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.checked = state.filters.has(key);
+      box.addEventListener('change', () => {
+        if (box.checked) state.filters.add(key); else state.filters.delete(key);
+        state.offset = 0;
+        run();
+      });
+      label.append(box, ` ${value} (${count})`);
+      fs.append(label);
+    }
+    if (values.size === 0) fs.hidden = true;
+    return fs;
   }));
 }
-q.addEventListener('input', run); tok.addEventListener('change', run); run();
+
+async function suggest() {
+  const text = q.value.trim();
+  if (!text) return;
+  try {
+    const list = await kmt.suggest(text, { limit: 8 });
+    $('suggestions').replaceChildren(...list.map((s) => {
+      const o = document.createElement('option');
+      o.value = s.text;
+      return o;
+    }));
+  } catch {
+    // Suggestions are a convenience: the search itself reports errors.
+  }
+}
+
+/** Shows who is signed in (or the sign-in form). @param {{username: string}|null} s */
+function showSession(s) {
+  /** @type {HTMLFormElement} */ ($('signin')).hidden = !!s;
+  $('who').hidden = !s;
+  $('who-name').textContent = s ? `Signed in as ${s.username}` : '';
+}
+
+$('signin').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const user = /** @type {HTMLInputElement} */ ($('username'));
+  const pass = /** @type {HTMLInputElement} */ ($('password'));
+  $('signin-error').textContent = '';
+  try {
+    showSession(await kmt.signIn(user.value, pass.value));
+    pass.value = '';
+    state.offset = 0;
+    run();
+  } catch (e) {
+    $('signin-error').textContent = e instanceof KmtError && e.status === 401
+      ? 'Wrong user name or password.'
+      : `Sign-in failed: ${e instanceof KmtError ? e.detail : e}`;
+  }
+});
+$('signout').addEventListener('click', async () => {
+  await kmt.signOut().catch(() => {});
+  showSession(null);
+  run();
+});
+$('search').addEventListener('submit', (ev) => { ev.preventDefault(); state.offset = 0; run(); });
+q.addEventListener('input', () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => { state.offset = 0; run(); suggest(); }, 150);
+});
+for (const el of [mode, sort]) el.addEventListener('change', () => { state.offset = 0; run(); });
+$('dym-q').addEventListener('click', () => { q.value = $('dym-q').textContent ?? ''; state.offset = 0; run(); });
+$('prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - PAGE); run(); });
+$('next').addEventListener('click', () => { state.offset += PAGE; run(); });
+
+showSession(await kmt.session().catch(() => null));
+run();

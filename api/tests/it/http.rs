@@ -493,11 +493,18 @@ async fn security_headers_and_embedded_assets() {
         .await
         .unwrap();
     assert!(page.contains("/assets/home.js") && !page.contains("<script>"));
-    let r = s.http.get(s.url("/assets/home.js")).send().await.unwrap();
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/javascript"));
+    // The page and the client library it imports are JavaScript modules.
+    for path in ["/assets/home.js", "/assets/kmt-client.js"] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{path}"
+        );
+    }
     assert_eq!(
         s.http
             .get(s.url("/assets/home.css"))
