@@ -14,6 +14,7 @@
 //! `benches/run-latency.sh` drives the whole comparison end to end.
 
 mod ann;
+mod classify;
 mod corpus;
 mod embed;
 mod http;
@@ -76,6 +77,8 @@ enum Cmd {
     },
     /// nDCG@10, recall@100 and MRR@10 of lexical, semantic and hybrid search on a BEIR set.
     Relevance(RelevanceArgs),
+    /// Category and tag prediction of held-out pgdocs articles from their neighbours.
+    Classify(ClassifyArgs),
     /// Query latency and passage throughput of an embedding model (local or static).
     Embed(EmbedArgs),
     /// Recall@10 and speed of the vector index against exact search, filtered and not.
@@ -138,6 +141,28 @@ struct RelevanceArgs {
     /// Dump each query's hybrid candidate union (JSON Lines) for offline fusion fitting.
     #[arg(long)]
     dump: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    /// pgdocs corpus.jsonl.
+    #[arg(long, default_value = "../shared/corpora/pgdocs/corpus.jsonl")]
+    corpus: PathBuf,
+    /// Model directory (default: where `make model` puts it).
+    #[arg(long, env = "KMT_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Embedders measured beside the lexical vote (repeat).
+    #[arg(long = "embedder", value_enum)]
+    embedders: Vec<relevance::EmbedderChoice>,
+    /// Share held out.
+    #[arg(long, default_value_t = 0.2)]
+    holdout: f64,
+    /// Cache of passage vectors (default: ~/.cache/kmt/relevance).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Markdown file whose classify section is replaced.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -455,6 +480,25 @@ async fn run(cli: Cli) -> Result<()> {
             tokio::task::spawn_blocking(move || relevance::run(&spec))
                 .await
                 .context("relevance benchmark thread")??;
+        }
+        Cmd::Classify(a) => {
+            classify::run(classify::ClassifySpec {
+                corpus: a.corpus,
+                model_dir: a
+                    .model_dir
+                    .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                embedders: a.embedders,
+                cache: a.cache.unwrap_or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| PathBuf::from(h).join(".cache"))
+                        .unwrap_or_else(|| PathBuf::from("."))
+                        .join("kmt/relevance")
+                }),
+                holdout: a.holdout,
+                out: a.out,
+                command: report::command_line(&std::env::args().collect::<Vec<_>>()),
+            })
+            .await?;
         }
         Cmd::Embed(a) => {
             if a.queries == 0 || a.passages == 0 || a.batch == 0 {

@@ -107,7 +107,7 @@ pub struct Metrics {
 
 type Qrels = HashMap<String, HashMap<String, u32>>;
 /// An article's id, content hash and passage vectors.
-type ArticleVectors = (i64, String, Vec<Vec<f32>>);
+pub(crate) type ArticleVectors = (i64, String, Vec<Vec<f32>>);
 
 fn read_queries(set: &Path) -> Result<Vec<(String, String)>> {
     let f = std::fs::File::open(set.join("queries.jsonl")).context("queries.jsonl")?;
@@ -190,7 +190,7 @@ fn mean(ms: &[Metrics]) -> Metrics {
 }
 
 /// Loads the corpus through KMT's importer.
-fn load_articles(set: &Path) -> Result<Vec<Article>> {
+pub(crate) fn load_articles(set: &Path) -> Result<Vec<Article>> {
     let mut src =
         ImportSource::open(set, &ImportOptions::default()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let now = chrono::Utc::now();
@@ -222,7 +222,7 @@ fn load_articles(set: &Path) -> Result<Vec<Article>> {
 }
 
 /// Passage vectors by content hash, cached in one file per model.
-fn vectors(
+pub(crate) fn vectors(
     articles: &[Article],
     model: &dyn Embedder,
     cache: &Path,
