@@ -3,6 +3,7 @@
 
 mod audit;
 mod authz;
+mod backup;
 mod cli;
 mod contract;
 mod harness;
