@@ -40,7 +40,11 @@ fn draft(slug: &str, word: &str, status: Status) -> ArticleDraft {
 /// Fills a store with every kind of record a backup holds.
 async fn populate(store: &Store) {
     let system = Principal::system();
-    for (name, role) in [("admin", "admin"), ("alice", "author"), ("rita", "reviewer")] {
+    for (name, role) in [
+        ("admin", "admin"),
+        ("alice", "author"),
+        ("rita", "reviewer"),
+    ] {
         store
             .create_user(&system, name, &format!("{name} display"), &[role.into()])
             .await
@@ -60,7 +64,10 @@ async fn populate(store: &Store) {
     let prefs = Preferences {
         level: Some(Level::Detailed),
     };
-    store.put_preferences(&system, alice.id, &prefs).await.unwrap();
+    store
+        .put_preferences(&system, alice.id, &prefs)
+        .await
+        .unwrap();
     store
         .create_group(&system, "night-shift", "works nights")
         .await
@@ -82,7 +89,10 @@ async fn populate(store: &Store) {
         .unwrap();
     let mut revised = draft("wombat-claims", "wombat", Status::Published);
     revised.body = "The wombat procedure, revised.".into();
-    let a = store.update_article(&author, a.id, revised, None).await.unwrap();
+    let a = store
+        .update_article(&author, a.id, revised, None)
+        .await
+        .unwrap();
     assert_eq!(a.version, 2);
     let mut edit = draft("wombat-claims", "wombat", Status::Draft);
     edit.body = "A new wombat procedure.".into();
@@ -105,7 +115,10 @@ async fn populate(store: &Store) {
         .await
         .unwrap();
     store
-        .create_article(&author, draft("platypus-refunds", "platypus", Status::Published))
+        .create_article(
+            &author,
+            draft("platypus-refunds", "platypus", Status::Published),
+        )
         .await
         .unwrap();
     // A deleted article (the newest: its id is the highest) keeps its versions and its id.
@@ -171,7 +184,9 @@ async fn round_trip(from: Backend, to: Backend, with_hashes: bool) {
     assert_eq!(src.store.list_audit(&filter).await.unwrap().len(), 1);
 
     let dst = TestStore::new(to).await;
-    let report = import(&dst.store, &file, "admin", &mut |_| {}).await.unwrap();
+    let report = import(&dst.store, &file, "admin", &mut |_| {})
+        .await
+        .unwrap();
     assert_eq!(report.counts, counts);
     assert_eq!(
         snapshot(&dst.store, with_hashes).await,
@@ -200,21 +215,32 @@ async fn round_trip(from: Backend, to: Backend, with_hashes: bool) {
         .unwrap();
     assert!(next.id > max_id);
     let system = Principal::system();
-    let u = dst.store.create_user(&system, "newbie", "n", &["viewer".into()]).await;
+    let u = dst
+        .store
+        .create_user(&system, "newbie", "n", &["viewer".into()])
+        .await;
     assert!(u.unwrap().id > 3);
 
     // A server over the restored store finds the articles: the index is
     // rebuilt from the outbox rows the restore wrote.
     let s = TestServer::start_on(dst, &["admin"]).await;
     let t0 = Instant::now();
-    for (word, slug) in [("wombat", "wombat-claims"), ("platypus", "platypus-refunds")] {
+    for (word, slug) in [
+        ("wombat", "wombat-claims"),
+        ("platypus", "platypus-refunds"),
+    ] {
         loop {
-            let (_, v) = s.get_json(&format!("/v1/search?q={word}"), Some("admin")).await;
+            let (_, v) = s
+                .get_json(&format!("/v1/search?q={word}"), Some("admin"))
+                .await;
             let hits = v["hits"].as_array().cloned().unwrap_or_default();
             if hits.iter().any(|h| h["slug"] == slug) {
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "{slug} not found: {v}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{slug} not found: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -250,7 +276,9 @@ async fn issue_7_export_omits_password_hashes_unless_asked() {
         with_password_hashes: false,
         actor: "admin".into(),
     };
-    export(&src.store, &plain, &opts, &mut |_| {}).await.unwrap();
+    export(&src.store, &plain, &opts, &mut |_| {})
+        .await
+        .unwrap();
     let text = read_gz(&plain);
     assert!(text.contains("\"username\":\"alice\""));
     assert!(!text.contains("\"password_hash\":"), "{text}");
@@ -331,17 +359,45 @@ async fn issue_7_import_reports_file_line_field() {
         .unwrap();
     let dir = src.dir.path();
     let cases: Vec<(&str, &str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("article", "slug", Box::new(|v| v["slug"] = json!("Not A Slug!"))),
-        ("article", "title", Box::new(|v| {
-            v.as_object_mut().unwrap().remove("title");
-        })),
-        ("article", "version", Box::new(|v| v["version"] = json!("two"))),
-        ("version", "article_id", Box::new(|v| v["article_id"] = json!(999))),
+        (
+            "article",
+            "slug",
+            Box::new(|v| v["slug"] = json!("Not A Slug!")),
+        ),
+        (
+            "article",
+            "title",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("title");
+            }),
+        ),
+        (
+            "article",
+            "version",
+            Box::new(|v| v["version"] = json!("two")),
+        ),
+        (
+            "version",
+            "article_id",
+            Box::new(|v| v["article_id"] = json!(999)),
+        ),
         ("user", "username", Box::new(|v| v["username"] = json!(""))),
-        ("rule", "category", Box::new(|v| v["category"] = json!("Bad Category"))),
+        (
+            "rule",
+            "category",
+            Box::new(|v| v["category"] = json!("Bad Category")),
+        ),
         ("task", "status", Box::new(|v| v["status"] = json!("maybe"))),
-        ("draft", "status", Box::new(|v| v["status"] = json!("published"))),
-        ("article", "type", Box::new(|v| v["type"] = json!("articel"))),
+        (
+            "draft",
+            "status",
+            Box::new(|v| v["status"] = json!("published")),
+        ),
+        (
+            "article",
+            "type",
+            Box::new(|v| v["type"] = json!("articel")),
+        ),
     ];
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let dst = TestStore::new(backend).await;
@@ -352,16 +408,24 @@ async fn issue_7_import_reports_file_line_field() {
                 .unwrap_err();
             let msg = err.to_string();
             let want = format!("{path}:{line}: {field}: ");
-            assert!(msg.starts_with(&want), "{kind}.{field}: want {want:?}, got {msg:?}");
+            assert!(
+                msg.starts_with(&want),
+                "{kind}.{field}: want {want:?}, got {msg:?}"
+            );
             let counts = dst.store.backup_counts().await.unwrap();
-            assert!(counts.values().all(|n| *n == 0), "wrote something: {counts:?}");
+            assert!(
+                counts.values().all(|n| *n == 0),
+                "wrote something: {counts:?}"
+            );
         }
         // A file cut short (no trailer) is refused too.
         let text = read_gz(&file);
         let lines: Vec<&str> = text.lines().collect();
         let cut = dir.join("cut.jsonl");
         std::fs::write(&cut, lines[..lines.len() - 1].join("\n")).unwrap();
-        let err = import(&dst.store, &cut, "admin", &mut |_| {}).await.unwrap_err();
+        let err = import(&dst.store, &cut, "admin", &mut |_| {})
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("trailer"), "{err}");
         dst.cleanup().await;
     }

@@ -6,6 +6,7 @@ mod authz;
 mod backup;
 mod cli;
 mod contract;
+mod deploy;
 mod harness;
 mod http;
 mod import;

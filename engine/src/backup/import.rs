@@ -235,7 +235,11 @@ type Check = std::result::Result<(), Fault>;
 impl Checker {
     fn line(&mut self, n: u64, line: Line) -> Check {
         if let Some((t, _)) = &self.trailer {
-            return Err(fault(n, "type", format!("nothing may follow the trailer (line {t})")));
+            return Err(fault(
+                n,
+                "type",
+                format!("nothing may follow the trailer (line {t})"),
+            ));
         }
         if !self.header && !matches!(line, Line::Header(_)) {
             return Err(fault(n, "type", "the first line must be the header"));
@@ -253,7 +257,10 @@ impl Checker {
                     return Err(fault(
                         n,
                         "version",
-                        format!("{} is not supported (this build reads {FORMAT_VERSION})", h.version),
+                        format!(
+                            "{} is not supported (this build reads {FORMAT_VERSION})",
+                            h.version
+                        ),
                     ));
                 }
                 self.header = true;
@@ -295,7 +302,11 @@ impl Checker {
             }
             Line::Version(v) => {
                 let Some(current) = self.articles.get(&v.article_id) else {
-                    return Err(fault(n, "article_id", "no article with this id precedes it"));
+                    return Err(fault(
+                        n,
+                        "article_id",
+                        "no article with this id precedes it",
+                    ));
                 };
                 if v.version < 1 || v.version > *current {
                     return Err(fault(
@@ -305,20 +316,36 @@ impl Checker {
                     ));
                 }
                 not_empty(n, "title", &v.title)?;
-                new(n, "version", self.versions.insert((v.article_id, v.version)))?;
+                new(
+                    n,
+                    "version",
+                    self.versions.insert((v.article_id, v.version)),
+                )?;
             }
             Line::DeletedVersion(v) => {
                 positive(n, "article_id", v.article_id)?;
                 if self.articles.contains_key(&v.article_id) {
-                    return Err(fault(n, "article_id", "this article exists: use a version line"));
+                    return Err(fault(
+                        n,
+                        "article_id",
+                        "this article exists: use a version line",
+                    ));
                 }
                 positive(n, "version", v.version.into())?;
                 not_empty(n, "title", &v.title)?;
-                new(n, "version", self.versions.insert((v.article_id, v.version)))?;
+                new(
+                    n,
+                    "version",
+                    self.versions.insert((v.article_id, v.version)),
+                )?;
             }
             Line::Draft(d) => {
                 if !self.articles.contains_key(&d.article_id) {
-                    return Err(fault(n, "article_id", "no article with this id precedes it"));
+                    return Err(fault(
+                        n,
+                        "article_id",
+                        "no article with this id precedes it",
+                    ));
                 }
                 if !matches!(d.status, Status::Draft | Status::InReview) {
                     return Err(fault(n, "status", "a working copy is draft or in_review"));
@@ -386,7 +413,11 @@ fn name(n: u64, field: &str, v: &str) -> Check {
 fn new(n: u64, field: &str, inserted: bool) -> Check {
     match inserted {
         true => Ok(()),
-        false => Err(fault(n, field, "duplicate: an earlier line has the same value")),
+        false => Err(fault(
+            n,
+            field,
+            "duplicate: an earlier line has the same value",
+        )),
     }
 }
 

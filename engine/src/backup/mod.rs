@@ -123,16 +123,16 @@ pub async fn export(
     }))?;
     let mut file = w.gz.finish()?;
     file.flush()?;
-    file.into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&partial, out)?;
     let details = serde_json::json!({
         "file": out.display().to_string(),
         "password_hashes": opts.with_password_hashes,
         "counts": counts,
     });
-    store.audit_event(&opts.actor, "export", "kb", details).await?;
+    store
+        .audit_event(&opts.actor, "export", "kb", details)
+        .await?;
     progress(&counts);
     Ok(counts)
 }

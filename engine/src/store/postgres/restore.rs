@@ -223,8 +223,11 @@ impl PgRestore {
         // Deleted articles' ids live on in their versions and must never
         // be handed out again.
         let highest = [
-            ("articles", "GREATEST((SELECT max(id) FROM articles), \
-                          (SELECT max(article_id) FROM article_versions))"),
+            (
+                "articles",
+                "GREATEST((SELECT max(id) FROM articles), \
+                          (SELECT max(article_id) FROM article_versions))",
+            ),
             ("users", "(SELECT max(id) FROM users)"),
             ("tasks", "(SELECT max(id) FROM tasks)"),
         ];
