@@ -349,6 +349,9 @@ fn tamper(src: &Path, dir: &Path, kind: &str, edit: impl Fn(&mut Value)) -> (Str
     (path.display().to_string(), at)
 }
 
+/// A change to one JSON line.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 #[tokio::test]
 async fn issue_7_import_reports_file_line_field() {
     let src = TestStore::new(Backend::Sqlite).await;
@@ -358,7 +361,7 @@ async fn issue_7_import_reports_file_line_field() {
         .await
         .unwrap();
     let dir = src.dir.path();
-    let cases: Vec<(&str, &str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, &str, Edit)> = vec![
         (
             "article",
             "slug",

@@ -387,7 +387,7 @@ fn issue_7_k8s_manifests_are_consistent() {
                     )
                 })
                 .collect();
-            for (_, port) in &ports {
+            for port in ports.values() {
                 assert_eq!(
                     *port, listen_port,
                     "{cname}: containerPort is KMT_LISTEN's port"
