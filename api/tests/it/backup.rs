@@ -434,3 +434,37 @@ async fn issue_7_import_reports_file_line_field() {
     }
     src.cleanup().await;
 }
+
+#[tokio::test]
+async fn issue_7_cli_export_and_import_kb() {
+    let dir = tempfile::tempdir().unwrap();
+    let kmt = |data: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kmt"))
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .arg("--data")
+            .arg(dir.path().join(data))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = kmt("a", &["user", "add", "ann", "--role", "admin"]);
+    assert!(out.status.success(), "{out:?}");
+    let file = dir.path().join("kb.jsonl.gz");
+    let file = file.to_str().unwrap();
+    let out = kmt("a", &["export", "--out", file]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exported 1 user"));
+    let out = kmt("b", &["import-kb", file]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 user"));
+    // Again: the store is no longer empty.
+    let out = kmt("b", &["import-kb", file]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{out:?}"
+    );
+    let out = kmt("b", &["user", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ann\tadmin"));
+}
