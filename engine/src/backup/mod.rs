@@ -6,7 +6,10 @@
 //! version of every category rule set, each article with all its versions
 //! and its working copy, the versions of deleted articles, the tasks, and a trailer with the written counts.
 //! It streams: articles are read a page at a time, so memory does not grow
-//! with the knowledge base. The export is audited (`export`).
+//! with the knowledge base. The export is audited (`export`). On a live
+//! system each article is exported consistent with its versions, but the
+//! file as a whole is not a point-in-time snapshot (PostgreSQL's own backups
+//! are; see README).
 //!
 //! An import ([`import`]) only goes into an empty store. It reads the file
 //! twice: first it validates every line (reporting `file:line: field:
@@ -28,7 +31,8 @@ use std::path::Path;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model::{Article, ArticleVersion};
 use crate::store::Store;
 use format::{Header, Line, PreferencesRecord, Trailer, UserRecord, FORMAT, FORMAT_VERSION};
 
@@ -87,8 +91,13 @@ pub async fn export(
         after = last.id;
         for article in page {
             let id = article.id;
+            // Deleted since the page was read: its versions come with the
+            // deleted articles' below.
+            let Some((article, versions)) = consistent(store, article).await? else {
+                continue;
+            };
             w.line(&Line::Article(article))?;
-            for v in store.list_versions(id).await? {
+            for v in versions {
                 w.line(&Line::Version(v))?;
             }
             if let Some(d) = store.get_working_copy(id).await? {
@@ -135,6 +144,30 @@ pub async fn export(
         .await?;
     progress(&counts);
     Ok(counts)
+}
+
+/// The article and its versions as of one moment: a write between reading
+/// the row and the versions would leave a current version without its
+/// version record (or the reverse), which the import rightly refuses. `None`
+/// when the article was deleted meanwhile.
+async fn consistent(
+    store: &Store,
+    mut article: Article,
+) -> Result<Option<(Article, Vec<ArticleVersion>)>> {
+    for _ in 0..10 {
+        let versions = store.list_versions(article.id).await?;
+        if versions.last().map(|v| v.version) == Some(article.version) {
+            return Ok(Some((article, versions)));
+        }
+        match store.get_article(article.id).await? {
+            Some(a) => article = a,
+            None => return Ok(None),
+        }
+    }
+    Err(Error::Conflict(format!(
+        "article {} kept changing during the export; run it again",
+        article.id
+    )))
 }
 
 /// Users (with their roles), groups and preferences.
