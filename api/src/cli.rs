@@ -2,6 +2,7 @@
 //! `DATABASE_URL` for Postgres, else the embedded SQLite store in
 //! `--data DIR` / `KMT_DATA_DIR` (default `./data`).
 
+pub mod backup;
 mod demo;
 pub mod import;
 
@@ -106,6 +107,14 @@ pub enum Command {
     Migrate,
     /// Import articles from JSON Lines, a Markdown folder or a BEIR corpus.
     Import(import::ImportArgs),
+    /// Back up the whole knowledge base (articles with every version,
+    /// working copies, users and roles, groups, preferences, rule history,
+    /// tasks) to one gzip JSON Lines file.
+    Export(backup::ExportArgs),
+    /// Restore a `kmt export` file into an empty store (ids preserved; the
+    /// index rebuilds from the store). Not `kmt import`, which adds article
+    /// corpora.
+    ImportKb(backup::ImportKbArgs),
     /// Rebuild the search index from the store (running servers rebuild
     /// theirs too, and swap without stopping queries).
     Reindex {
@@ -285,6 +294,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = matches!(
         cli.command,
         Command::Import(_)
+            | Command::Export(_)
+            | Command::ImportKb(_)
             | Command::User(_)
             | Command::Token(_)
             | Command::Audit(_)
@@ -324,6 +335,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => import::run(&store, &args).await,
+        Command::Export(args) => backup::export(&store, &args).await,
+        Command::ImportKb(args) => backup::import_kb(&store, &args).await,
         Command::Reindex { index_dir } => {
             let dir = index_dir.unwrap_or_else(|| cli.data_dir.join("index"));
             import::reindex(&store, &dir).await

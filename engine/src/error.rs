@@ -62,6 +62,20 @@ pub enum Error {
     /// misconfigured.
     #[error("delivery error: {0}")]
     Delivery(String),
+    /// A line of a backup file is malformed or inconsistent: `file:line:
+    /// field: problem`, so the operator can open the file at that line.
+    #[error("{file}:{line}: {field}: {problem}")]
+    BadRecord {
+        /// The backup file.
+        file: String,
+        /// 1-based line number.
+        line: u64,
+        /// The offending field (`type` for an unknown record type, `-` for
+        /// the line as a whole).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The engine is shutting down or a background task died.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -107,7 +121,9 @@ impl Error {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid { .. } | Error::RuleViolations(_) => ErrorKind::Invalid,
+            Error::Invalid { .. } | Error::RuleViolations(_) | Error::BadRecord { .. } => {
+                ErrorKind::Invalid
+            }
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Unauthenticated => ErrorKind::Unauthenticated,

@@ -4,6 +4,7 @@
 pub mod articles;
 pub mod audit_ship;
 pub mod auth;
+pub mod backup;
 pub mod embed;
 pub mod error;
 pub mod import;

@@ -163,6 +163,40 @@ impl TestServer {
                 .unwrap();
             tokens.insert(name, t);
         }
+        TestServer::serve(ts, tokens, rate_limit, embed, usage).await
+    }
+
+    /// A lexical server over a store a test filled itself (a restored
+    /// backup, say), with API tokens for `users`, who must exist.
+    pub async fn start_on(ts: TestStore, users: &[&'static str]) -> TestServer {
+        let system = Principal::system();
+        let mut tokens = std::collections::HashMap::new();
+        for name in users {
+            let (t, h) = new_token();
+            ts.store
+                .create_token(&system, name, "test", &h)
+                .await
+                .unwrap();
+            tokens.insert(*name, t);
+        }
+        let embed = indexer::embedder::EmbedArgs {
+            embedder: indexer::embedder::EmbedderKind::Off,
+            ..Default::default()
+        };
+        let usage = engine::usage::SinkConfig {
+            flush_interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        TestServer::serve(ts, tokens, None, embed, usage).await
+    }
+
+    async fn serve(
+        ts: TestStore,
+        tokens: std::collections::HashMap<&'static str, String>,
+        rate_limit: Option<api::ratelimit::RateLimit>,
+        embed: indexer::embedder::EmbedArgs,
+        usage: engine::usage::SinkConfig,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -3,8 +3,10 @@
 
 mod audit;
 mod authz;
+mod backup;
 mod cli;
 mod contract;
+mod deploy;
 mod harness;
 mod http;
 mod import;

@@ -16,6 +16,7 @@ mod common;
 mod deliveries;
 pub mod leader;
 pub mod postgres;
+mod restore;
 mod shipments;
 pub mod sqlite;
 
@@ -31,6 +32,7 @@ use crate::model::{
 
 pub use deliveries::DeliveryOutcome;
 pub use postgres::PgStore;
+pub use restore::Restore;
 pub use shipments::{AuditShipStatus, AuditShipment};
 pub use sqlite::SqliteStore;
 

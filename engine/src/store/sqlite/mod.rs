@@ -29,6 +29,7 @@ mod embeddings;
 mod notifications;
 mod preferences;
 mod requests;
+pub(in crate::store) mod restore;
 mod shipments;
 mod usage;
 mod workflow;
