@@ -355,8 +355,10 @@ pub struct Classification {
     pub neighbours: Vec<Neighbour>,
 }
 
-/// Words of a draft used to find its neighbours.
-const CLASSIFY_WORDS: usize = 60;
+/// Words of a draft embedded to find its neighbours by meaning.
+const CLASSIFY_WORDS: usize = 200;
+/// Neighbours that vote.
+const VOTERS: usize = 7;
 
 /// The category and tags a draft most likely has, from its nearest
 /// readable published articles (semantic with a model, else lexical).
@@ -368,14 +370,22 @@ pub async fn classify(
     if draft.title.trim().is_empty() {
         return Err(Error::invalid("title", "must not be empty"));
     }
-    let text: String = [draft.title.as_str(), &draft.summary, &draft.body]
-        .join(" ")
-        .split_whitespace()
-        .filter(|w| !w.starts_with(":::"))
-        .take(CLASSIFY_WORDS)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let neighbours = nearest(index, p, &text, 10).await?;
+    let body = [draft.summary.as_str(), &draft.body].join("\n");
+    let words: Vec<&str> = body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(":::"))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let text = if index.semantic().is_some() {
+        std::iter::once(draft.title.as_str())
+            .chain(words.iter().copied())
+            .take(CLASSIFY_WORDS)
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        salient(&draft.title, &words)
+    };
+    let neighbours = nearest(index, p, &text, VOTERS).await?;
     let categories = vote(neighbours.iter().map(|n| (n.category.clone(), n.weight)));
     let mut tags = vote(
         neighbours
@@ -388,6 +398,38 @@ pub async fn classify(
         tags,
         neighbours,
     })
+}
+
+/// A lexical "more like this" query: the title's words, then the draft's
+/// most frequent longer words, within the query word limit.
+fn salient(title: &str, words: &[&str]) -> String {
+    let clean = |w: &str| -> String {
+        w.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+    };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for w in words {
+        let w = clean(w);
+        if w.len() >= 4 && w.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            *counts.entry(w).or_default() += 1;
+        }
+    }
+    let mut out: Vec<String> = title
+        .split_whitespace()
+        .map(clean)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut frequent: Vec<(String, usize)> = counts.into_iter().collect();
+    frequent.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (w, _) in frequent {
+        if out.len() >= crate::search::MAX_QUERY_WORDS {
+            break;
+        }
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out.join(" ")
 }
 
 /// The nearest readable live articles to `text`, weighted by rank.
@@ -403,7 +445,7 @@ async fn nearest(
         SearchMode::Lexical
     };
     let req = SearchRequest {
-        q: text.chars().take(900).collect(),
+        q: truncate_bytes(text, crate::search::MAX_QUERY_BYTES),
         limit: k,
         mode: Some(mode),
         match_mode: crate::search::MatchMode::Any,
@@ -426,6 +468,15 @@ async fn nearest(
             weight: 1.0 / (rank as f32 + 1.0),
         })
         .collect())
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate_bytes(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 /// Sums weights per value; shares of the total, largest first.

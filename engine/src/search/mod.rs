@@ -40,7 +40,7 @@ pub use hybrid::{
 };
 pub use request::{
     FacetField, Filter, Fusion, MatchMode, SearchMode, SearchRequest, Sort, MAX_LIMIT, MAX_OFFSET,
-    MAX_QUERY_BYTES,
+    MAX_QUERY_BYTES, MAX_QUERY_WORDS,
 };
 pub use schema::{Fields, SCHEMA_VERSION};
 pub use suggest::{Suggestion, SuggestionKind, MAX_SUGGEST_LIMIT, MAX_SUGGEST_QUERY_BYTES};
