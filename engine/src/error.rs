@@ -62,6 +62,10 @@ pub enum Error {
     /// misconfigured.
     #[error("delivery error: {0}")]
     Delivery(String),
+    /// An index snapshot could not be published or restored (a missing or
+    /// damaged file, a manifest of another format).
+    #[error("snapshot error: {0}")]
+    Snapshot(String),
     /// The engine is shutting down or a background task died.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -120,7 +124,8 @@ impl Error {
             | Error::Io(_)
             | Error::Corrupt(_)
             | Error::Embedding(_)
-            | Error::Delivery(_) => ErrorKind::Internal,
+            | Error::Delivery(_)
+            | Error::Snapshot(_) => ErrorKind::Internal,
         }
     }
 }

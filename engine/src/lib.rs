@@ -13,6 +13,7 @@ pub mod notify;
 pub mod rules;
 pub mod search;
 pub mod sessions;
+pub mod snapshot;
 pub mod store;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
