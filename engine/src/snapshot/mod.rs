@@ -36,6 +36,8 @@ pub const FORMAT: u32 = 1;
 /// Snapshots kept by default.
 pub const DEFAULT_KEEP: usize = 3;
 const MANIFEST: &str = "manifest.json";
+/// The time in a snapshot's name (UTC, sortable).
+const NAME_TIME: &str = "%Y%m%dT%H%M%S%.3fZ";
 
 /// What a snapshot holds; written last, as `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -72,6 +74,8 @@ pub struct SnapshotRef {
     pub name: String,
     /// Outbox sequence, from the name.
     pub seq: i64,
+    /// When it was taken, from the name.
+    pub created_at: DateTime<Utc>,
 }
 
 /// What [`publish`] did.
@@ -103,7 +107,7 @@ fn key(target: &ShipTarget, name: &str, file: &str) -> String {
 /// The name of a snapshot of `seq` taken at `at`: sorts by sequence, then
 /// time.
 pub fn snapshot_name(seq: i64, at: DateTime<Utc>) -> String {
-    format!("{seq:012}-{}", at.format("%Y%m%dT%H%M%S%.3fZ"))
+    format!("{seq:012}-{}", at.format(NAME_TIME))
 }
 
 /// Every snapshot in `target` with whether it is complete, oldest first.
@@ -137,8 +141,15 @@ pub async fn list(target: &ShipTarget) -> Result<Vec<SnapshotRef>> {
         .rev()
         .filter(|(_, complete, _)| *complete)
         .filter_map(|(name, _, _)| {
-            let seq = name.split('-').next()?.parse().ok()?;
-            Some(SnapshotRef { name, seq })
+            let (seq, at) = name.split_once('-')?;
+            let created_at = chrono::NaiveDateTime::parse_from_str(at, NAME_TIME)
+                .ok()?
+                .and_utc();
+            Some(SnapshotRef {
+                seq: seq.parse().ok()?,
+                name,
+                created_at,
+            })
         })
         .collect())
 }
