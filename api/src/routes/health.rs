@@ -82,7 +82,12 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         last_error: s.follower.last_error.lock().ok().and_then(|e| e.clone()),
         semantic: semantic_readiness(&s),
         restored_from_seq: s.snapshots.restored_seq(),
-        restored_from: s.snapshots.restored_from.lock().ok().and_then(|r| r.clone()),
+        restored_from: s
+            .snapshots
+            .restored_from
+            .lock()
+            .ok()
+            .and_then(|r| r.clone()),
     };
     let code = if ready {
         StatusCode::OK
