@@ -171,8 +171,17 @@ pub async fn publish(index: &SearchIndex, target: &ShipTarget, keep: usize) -> R
     let (Some(root), Some(gen)) = (index.root().map(|r| r.to_path_buf()), index.live_dir()) else {
         return Err(Error::Snapshot("an index in memory has no files".into()));
     };
-    // Staged beside the index so hard links stay on one file system.
+    // Staged beside the index so hard links stay on one file system. Only
+    // the index writer's process publishes, so other staging directories
+    // are leftovers of a killed one.
     let staging = root.join(format!(".snapshot-{}", std::process::id()));
+    if let Ok(rd) = std::fs::read_dir(&root) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".snapshot-") && e.path() != staging {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let vectors = root.join("vectors");
     let staging2 = staging.clone();
     let staged = tokio::task::spawn_blocking(move || capture::capture(&gen, &vectors, &staging2))
