@@ -281,6 +281,9 @@ pub struct ServeOptions {
     pub audit_ship: Option<engine::audit_ship::ShipConfig>,
     /// Notification channels outside the application (e-mail, webhooks).
     pub delivery: engine::notify::deliver::DeliveryConfig,
+    /// Index snapshots (`None`: off): an empty index is restored from the
+    /// newest one; on the embedded store this process also publishes them.
+    pub snapshot: Option<indexer::snapshot::SnapshotConfig>,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -308,6 +311,12 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     // Every process that writes notifications enqueues their deliveries.
     let store = store.with_channels(opts.delivery.channels());
+    let snapshots = std::sync::Arc::new(indexer::snapshot::SnapshotStatus::default());
+    if let Some(snap) = &opts.snapshot {
+        // A new replica boots from the newest snapshot and replays only the
+        // outbox after it; /readyz stays 503 until that catch-up is done.
+        indexer::snapshot::restore_if_empty(snap, &opts.index_dir, &snapshots).await;
+    }
     let index = open_index(&opts.index_dir)?;
     let follower = Follower::new(store.clone(), index.clone(), opts.index_batch).map_err(|e| {
         anyhow::anyhow!(
@@ -317,6 +326,27 @@ pub async fn serve_on(
     })?;
     let status = follower.status();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Snapshots: the embedded store has no kmt-indexer, so this process
+    // publishes; every process watches the store to report the newest
+    // snapshot's age.
+    let snapshot_tasks = opts.snapshot.clone().map(|snap| {
+        let publisher = matches!(store, Store::Sqlite(_)).then(|| {
+            tokio::spawn(indexer::snapshot::run_publisher(
+                index.clone(),
+                snap.clone(),
+                status.clone(),
+                snapshots.clone(),
+                stop_rx.clone(),
+            ))
+        });
+        let watcher = tokio::spawn(indexer::snapshot::watch_store(
+            snap,
+            snapshots.clone(),
+            Duration::from_secs(30),
+            stop_rx.clone(),
+        ));
+        (publisher, watcher)
+    });
     let (embedding, embed_status) = indexer::embedder::setup(&opts.embed, &store, &index);
     let (follower, embed_task) = match embedding {
         Some((worker, queue)) => (
@@ -357,6 +387,7 @@ pub async fn serve_on(
         index,
         follower: status,
         embedding: embed_status,
+        snapshots,
         metrics,
         sign_ins: Default::default(),
         cookie_secure: opts.cookie_secure,
@@ -405,6 +436,12 @@ pub async fn serve_on(
     }
     if let Some(s) = shipper {
         let _ = s.await;
+    }
+    if let Some((publisher, watcher)) = snapshot_tasks {
+        if let Some(p) = publisher {
+            let _ = p.await;
+        }
+        let _ = watcher.await;
     }
     Ok(())
 }

@@ -94,6 +94,9 @@ pub struct ServerArgs {
     /// Notification channels outside the application (e-mail, webhooks).
     #[command(flatten)]
     pub notify: indexer::jobs::NotifyArgs,
+    /// Index snapshots (boot from the newest; publish on the embedded store).
+    #[command(flatten)]
+    pub snapshot: indexer::snapshot::SnapshotArgs,
 }
 
 /// Subcommands.
@@ -285,6 +288,7 @@ impl ServerArgs {
             },
             audit_ship: self.audit_ship.config(data_dir),
             delivery: self.notify.config(),
+            snapshot: self.snapshot.config(&self.audit_ship.target),
         }
     }
 }

@@ -392,6 +392,7 @@ pub fn render(
         write_audit(&mut out, a);
     }
     write_notify(&mut out, s.metrics.notify.get().map(|n| &**n));
+    write_snapshot(&mut out, &s.snapshots);
 
     gauge(
         &mut out,
@@ -569,6 +570,33 @@ pub fn render(
         f.batch_durations.sum_seconds(),
     );
     out
+}
+
+/// Snapshots: the newest known one's age and sequence, and the sequence
+/// this index was restored from; only the series that are known.
+fn write_snapshot(out: &mut String, s: &indexer::snapshot::SnapshotStatus) {
+    if let Some(age) = s.age_seconds() {
+        gauge(
+            out,
+            "kmt_snapshot_age_seconds",
+            "Seconds since the newest known index snapshot was taken.",
+            age,
+        );
+        gauge(
+            out,
+            "kmt_snapshot_seq",
+            "Outbox sequence of the newest known index snapshot.",
+            s.newest_seq.load(Ordering::Relaxed),
+        );
+    }
+    if let Some(seq) = s.restored_seq() {
+        gauge(
+            out,
+            "kmt_snapshot_restored_seq",
+            "Outbox sequence of the snapshot this index was restored from at start.",
+            seq,
+        );
+    }
 }
 
 /// Audit shipping: the backlog and the last shipment's time and age.

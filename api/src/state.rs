@@ -20,6 +20,8 @@ pub struct AppState {
     pub follower: Arc<FollowerStatus>,
     /// The embedding worker's status (semantic search on or off, and why).
     pub embedding: Arc<indexer::embedder::EmbedStatus>,
+    /// Index snapshots: restored from, newest known.
+    pub snapshots: Arc<indexer::snapshot::SnapshotStatus>,
     /// Request and search metrics, rendered by `GET /metrics`.
     pub metrics: Arc<Metrics>,
     /// Usage events (views, searches, clicks), written in batches off the

@@ -76,6 +76,10 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// An index snapshot could not be published or restored (a missing or
+    /// damaged file, a manifest of another format).
+    #[error("snapshot error: {0}")]
+    Snapshot(String),
     /// The engine is shutting down or a background task died.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -136,7 +140,8 @@ impl Error {
             | Error::Io(_)
             | Error::Corrupt(_)
             | Error::Embedding(_)
-            | Error::Delivery(_) => ErrorKind::Internal,
+            | Error::Delivery(_)
+            | Error::Snapshot(_) => ErrorKind::Internal,
         }
     }
 }

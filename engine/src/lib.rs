@@ -15,6 +15,7 @@ pub mod prompts;
 pub mod rules;
 pub mod search;
 pub mod sessions;
+pub mod snapshot;
 pub mod store;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;

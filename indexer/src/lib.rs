@@ -11,6 +11,7 @@ pub mod embedder;
 pub mod error;
 pub mod follower;
 pub mod jobs;
+pub mod snapshot;
 
 pub use error::{Error, Result};
 pub use follower::{Follower, FollowerStatus};

@@ -38,6 +38,9 @@ struct Config {
     /// Audit shipping settings.
     #[command(flatten)]
     audit_ship: indexer::audit_ship::AuditShipArgs,
+    /// Index snapshots: where they go and how often.
+    #[command(flatten)]
+    snapshot: indexer::snapshot::SnapshotArgs,
     /// Notification channels (e-mail, webhooks) the scheduler delivers to.
     #[command(flatten)]
     notify: indexer::jobs::NotifyArgs,
@@ -78,6 +81,13 @@ async fn main() -> anyhow::Result<()> {
         .context("waiting for indexer leadership")?;
     tracing::info!("leading");
     let index_dir = cfg.index_dir.unwrap_or_else(|| cfg.data_dir.join("index"));
+    let snapshots = cfg.snapshot.config(&cfg.audit_ship.target);
+    let snapshot_status = std::sync::Arc::new(indexer::snapshot::SnapshotStatus::default());
+    if let Some(snap) = &snapshots {
+        // A new (or wiped) indexer starts from the newest snapshot rather
+        // than replaying the whole outbox.
+        indexer::snapshot::restore_if_empty(snap, &index_dir, &snapshot_status).await;
+    }
     let index = SearchIndex::open(&index_dir).context("opening the index")?;
     let mut follower = Follower::new(store.clone(), index.clone(), cfg.batch)
         .context("taking the index writer")?;
@@ -99,6 +109,10 @@ async fn main() -> anyhow::Result<()> {
             worker.save_index();
             tracing::info!(articles = n, "vectors in step");
         }
+        if let Some(snap) = snapshots.filter(|s| s.interval.is_some()) {
+            let target = engine::audit_ship::ShipTarget::open(&snap.target).await?;
+            engine::snapshot::publish(&index, &target, snap.keep).await?;
+        }
         return Ok(());
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -114,6 +128,16 @@ async fn main() -> anyhow::Result<()> {
     let shipper = audit_ship.map(|ship| {
         tracing::info!(audit_target = ?ship.target, "shipping the audit trail");
         tokio::spawn(engine::audit_ship::run(store.clone(), ship, rx.clone()))
+    });
+    // Snapshots, like shipping, only under the leadership.
+    let publisher = snapshots.map(|snap| {
+        tokio::spawn(indexer::snapshot::run_publisher(
+            index.clone(),
+            snap,
+            follower.status(),
+            snapshot_status,
+            rx.clone(),
+        ))
     });
     let clock = std::sync::Arc::new(engine::jobs::SystemClock);
     let deliverer = engine::notify::deliver::Deliverer::new(store.clone(), clock.clone(), delivery)
@@ -152,6 +176,9 @@ async fn main() -> anyhow::Result<()> {
         let _ = t.await;
     }
     if let Some(t) = embed_task {
+        let _ = t.await;
+    }
+    if let Some(t) = publisher {
         let _ = t.await;
     }
     anyhow::ensure!(!lost_leadership, "lost indexer leadership");

@@ -36,6 +36,14 @@ pub struct Readiness {
     pub last_error: Option<String>,
     /// Semantic search: on or off, and why.
     pub semantic: SemanticReadiness,
+    /// Outbox sequence of the snapshot this index was restored from at
+    /// start (absent: it was not; the follower replays only what came
+    /// after this sequence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from_seq: Option<i64>,
+    /// Name of that snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
 }
 
 /// State of semantic search.
@@ -73,6 +81,13 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         lag: s.follower.lag(),
         last_error: s.follower.last_error.lock().ok().and_then(|e| e.clone()),
         semantic: semantic_readiness(&s),
+        restored_from_seq: s.snapshots.restored_seq(),
+        restored_from: s
+            .snapshots
+            .restored_from
+            .lock()
+            .ok()
+            .and_then(|r| r.clone()),
     };
     let code = if ready {
         StatusCode::OK

@@ -217,6 +217,7 @@ impl TestServer {
                 max_backoff: Duration::from_secs(1),
             }),
             delivery: Default::default(),
+            snapshot: None,
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

@@ -16,6 +16,7 @@ mod notify;
 mod promote;
 mod prompts;
 mod receivers;
+mod replica;
 mod sections;
 mod semantic;
 mod session;

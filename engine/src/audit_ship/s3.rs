@@ -156,7 +156,24 @@ impl S3Target {
     pub async fn list(&self) -> Result<Vec<String>> {
         // The directory part of any object key.
         let dir = object_key(&self.prefix, 0, 0);
-        let dir = &dir[..dir.rfind('/').map_or(0, |i| i + 1)];
+        self.list_under(&dir[..dir.rfind('/').map_or(0, |i| i + 1)])
+            .await
+    }
+
+    /// DELETEs the object (S3 answers success for a missing key too).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("deleting {key}"), e))?;
+        Ok(())
+    }
+
+    /// Every key starting with `dir`, sorted.
+    pub async fn list_under(&self, dir: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
@@ -171,7 +188,7 @@ impl S3Target {
             let page = req
                 .send()
                 .await
-                .map_err(|e| sdk_error("listing audit objects", e))?;
+                .map_err(|e| sdk_error(&format!("listing {dir}"), e))?;
             keys.extend(
                 page.contents()
                     .iter()

@@ -61,6 +61,23 @@ impl ShipTarget {
         }
     }
 
+    /// Every key under `dir` (a key prefix ending in `/`, e.g.
+    /// `prefix/snapshots/`), at any depth, sorted. Snapshots use this.
+    pub async fn list_under(&self, dir: &str) -> Result<Vec<String>> {
+        match self {
+            ShipTarget::Dir(d) => d.list_under(dir).await,
+            ShipTarget::S3(s) => s.list_under(dir).await,
+        }
+    }
+
+    /// Removes the object under `key` (no error when there is none).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self {
+            ShipTarget::Dir(d) => d.delete(key).await,
+            ShipTarget::S3(s) => s.delete(key).await,
+        }
+    }
+
     /// Where this is, for logs and messages.
     pub fn describe(&self) -> String {
         match self {
@@ -128,6 +145,65 @@ impl DirTarget {
         }
         keys.sort();
         Ok(keys)
+    }
+}
+
+impl DirTarget {
+    /// Keys of the files under `dir`, recursively (temporary files, whose
+    /// names start with a dot, excluded).
+    pub async fn list_under(&self, dir: &str) -> Result<Vec<String>> {
+        let start = self.root.join(dir.trim_end_matches('/'));
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            let mut pending = vec![start];
+            while let Some(d) = pending.pop() {
+                let rd = match std::fs::read_dir(&d) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                for e in rd {
+                    let e = e?;
+                    if e.file_name().to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    let path = e.path();
+                    if e.file_type()?.is_dir() {
+                        pending.push(path);
+                    } else if let Ok(rel) = path.strip_prefix(&root) {
+                        let parts: Vec<_> = rel
+                            .iter()
+                            .map(|p| p.to_string_lossy().into_owned())
+                            .collect();
+                        keys.push(parts.join("/"));
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+        .map_err(|e| Error::ShipTarget(format!("listing {dir}: {e}")))?
+    }
+
+    /// Removes the file under `key`, and its directory once empty.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Fails while the directory still holds files, which is fine.
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == self.root || tokio::fs::remove_dir(d).await.is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 }
 

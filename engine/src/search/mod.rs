@@ -235,7 +235,7 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
-fn gen_dir(root: &Path, id: u64) -> PathBuf {
+pub(crate) fn gen_dir(root: &Path, id: u64) -> PathBuf {
     root.join(format!("gen-{id:06}"))
 }
 
@@ -304,6 +304,12 @@ impl SearchIndex {
     /// The outbox sequence the live generation covers.
     pub fn checkpoint(&self) -> Result<i64> {
         Ok(self.current.load().payload()?.seq)
+    }
+
+    /// Directory of the live generation (`None` in memory); snapshots copy
+    /// it.
+    pub(crate) fn live_dir(&self) -> Option<PathBuf> {
+        self.current.load().dir.clone()
     }
 
     /// Number of documents in the live generation.
@@ -499,7 +505,7 @@ impl SearchIndex {
     }
 }
 
-fn write_current(root: &Path, id: u64) -> Result<()> {
+pub(crate) fn write_current(root: &Path, id: u64) -> Result<()> {
     let tmp = root.join("CURRENT.tmp");
     std::fs::write(&tmp, format!("{id}\n"))?;
     std::fs::rename(&tmp, root.join("CURRENT"))?;

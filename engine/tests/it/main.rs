@@ -8,6 +8,7 @@ mod s3server;
 mod search;
 mod sections;
 mod semantic;
+mod snapshot;
 mod store_accounts;
 mod store_articles;
 mod store_changes;
