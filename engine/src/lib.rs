@@ -10,6 +10,7 @@ pub mod import;
 pub mod jobs;
 pub mod model;
 pub mod notify;
+pub mod recommend;
 pub mod rules;
 pub mod search;
 pub mod sessions;
