@@ -7,14 +7,17 @@
 //! maps store ids to them. Every random choice draws from [`Rng`] with a
 //! fixed seed, so a model trained twice on the same data is the same.
 
+pub mod blend;
 pub mod implicit;
 pub mod knn;
 pub mod mf;
+pub mod serve;
 
 use std::collections::HashMap;
 
 pub use knn::{Baseline, ItemKnn, KnnConfig};
 pub use mf::{Mf, MfConfig};
+pub use serve::{Recommendation, Recommendations, Recommender, Reason};
 
 /// One rating on dense indices, with its training weight.
 #[derive(Debug, Clone, Copy, PartialEq)]
