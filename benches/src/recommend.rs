@@ -198,8 +198,16 @@ pub fn run(data: &Path, command: &str) -> Result<String> {
             fmt(mean(s, |x| x.rmse)),
             fmt(mean(s, |x| x.mae)),
             mean(s, |x| x.fit_s),
-            if ranked { fmt(mean(s, |x| x.p10)) } else { "–".into() },
-            if ranked { fmt(mean(s, |x| x.ndcg10)) } else { "–".into() },
+            if ranked {
+                fmt(mean(s, |x| x.p10))
+            } else {
+                "–".into()
+            },
+            if ranked {
+                fmt(mean(s, |x| x.ndcg10))
+            } else {
+                "–".into()
+            },
         ));
     }
     let (knn, mf, blend) = (

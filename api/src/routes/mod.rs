@@ -7,6 +7,7 @@ pub mod audit;
 pub mod channels;
 pub mod health;
 pub mod notifications;
+pub mod recommend;
 pub mod rules;
 pub mod search;
 pub mod session;

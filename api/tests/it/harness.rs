@@ -183,6 +183,8 @@ impl TestServer {
                 max_backoff: Duration::from_secs(1),
             }),
             delivery: Default::default(),
+            // Tests retrain on demand (POST /v1/admin/recommendations/retrain).
+            recommend_interval: Duration::from_secs(3600),
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

@@ -13,6 +13,7 @@ mod metrics;
 mod notify;
 mod promote;
 mod receivers;
+mod recommend;
 mod sections;
 mod semantic;
 mod session;

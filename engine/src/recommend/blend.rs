@@ -241,7 +241,10 @@ fn content(
             Some(s) => s >= 4,
             None => i.views > 0 && i.helpful != Some(false),
         };
-        let Some(v) = liked.then(|| sem.vectors.article_vector(i.article_id)).flatten() else {
+        let Some(v) = liked
+            .then(|| sem.vectors.article_vector(i.article_id))
+            .flatten()
+        else {
             continue;
         };
         let age = (now - i.last_at).num_seconds().max(0) as f64 / 86_400.0;
@@ -290,7 +293,9 @@ fn rank(cands: HashMap<ArticleId, Cand>) -> Vec<(ArticleId, f32, Reason)> {
                 W_NEIGHBOUR * c.neighbour / mn,
                 W_CONTENT * c.content / mc,
             ];
-            let best = (0..3).max_by(|&a, &b| parts[a].total_cmp(&parts[b])).unwrap_or(0);
+            let best = (0..3)
+                .max_by(|&a, &b| parts[a].total_cmp(&parts[b]))
+                .unwrap_or(0);
             let reason = match best {
                 1 => {
                     let mut because = c.because;
@@ -328,7 +333,8 @@ fn fallback(
     let mut taken = HashSet::new();
     for (rank, (cat, _)) in cats.iter().enumerate() {
         for &(id, n) in &m.popular {
-            if m.category_of.get(&id).map(String::as_str) == Some(cat) && ok(id) && taken.insert(id) {
+            if m.category_of.get(&id).map(String::as_str) == Some(cat) && ok(id) && taken.insert(id)
+            {
                 let score = 0.01 * n / top / (1 + rank) as f32;
                 let category = cat.to_string();
                 out.push((id, score, Reason::PopularInCategory { category }));

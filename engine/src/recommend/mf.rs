@@ -135,7 +135,8 @@ impl Mf {
                 Rng::new(cfg.seed ^ ((epoch as u64) << 32) ^ b as u64).shuffle(bucket);
             }
             for s in 0..p {
-                let mut ublocks: Vec<&mut [f32]> = model.users.chunks_mut(ublock * stride).collect();
+                let mut ublocks: Vec<&mut [f32]> =
+                    model.users.chunks_mut(ublock * stride).collect();
                 let mut iblocks: Vec<Option<&mut [f32]>> =
                     model.items.chunks_mut(iblock * stride).map(Some).collect();
                 let work: Vec<(usize, &mut [f32], &mut [f32])> = ublocks
@@ -238,7 +239,8 @@ impl Mf {
 
     /// Predicted rating clamped to the training range.
     pub fn predict(&self, u: u32, i: u32) -> f32 {
-        self.score(Some(u), Some(i)).clamp(self.range.0, self.range.1)
+        self.score(Some(u), Some(i))
+            .clamp(self.range.0, self.range.1)
     }
 
     /// Root mean squared error on `data`.

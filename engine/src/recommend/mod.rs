@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 pub use knn::{Baseline, ItemKnn, KnnConfig};
 pub use mf::{Mf, MfConfig};
-pub use serve::{Recommendation, Recommendations, Recommender, Reason};
+pub use serve::{Reason, Recommendation, Recommendations, Recommender};
 
 /// One rating on dense indices, with its training weight.
 #[derive(Debug, Clone, Copy, PartialEq)]

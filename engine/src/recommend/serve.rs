@@ -118,7 +118,7 @@ pub struct Models {
     pub popular: Vec<(ArticleId, f32)>,
     /// Category of every used article.
     pub category_of: HashMap<ArticleId, String>,
-    /// Per role: categories by how much users with the role used them.
+    /// Per role: categories by their share of the role's usage, largest first.
     pub role_categories: HashMap<String, Vec<(String, f64)>>,
 }
 
@@ -171,6 +171,7 @@ fn norm(v: &[f32]) -> f32 {
 pub struct Recommender {
     current: ArcSwapOption<Models>,
     running: AtomicBool,
+    pending: AtomicBool,
     generation: AtomicU64,
     config: MfConfig,
 }
@@ -186,28 +187,41 @@ impl Recommender {
         self.current.load_full()
     }
 
-    /// Starts a training in the background unless one is running; returns
-    /// the generation the next published model will have, or `None` when a
-    /// training was already under way.
-    pub fn request(self: &Arc<Self>, store: &Store) -> Option<u64> {
-        if self.running.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        let next = self.generation.load(Ordering::Acquire) + 1;
-        let (me, store) = (self.clone(), store.clone());
-        tokio::spawn(async move {
-            if let Err(e) = me.train_now(&store).await {
-                tracing::warn!(error = %e, "recommendation training failed");
-            }
-        });
-        Some(next)
+    /// Generation of the last published model (0: none yet).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
-    /// Trains and publishes; the caller must hold `running`.
-    async fn train_now(&self, store: &Store) -> Result<()> {
-        let result = self.train_inner(store).await;
-        self.running.store(false, Ordering::Release);
-        result
+    /// Starts a training in the background and returns the generation of
+    /// the first model that will include everything stored now. When a
+    /// training is already running (it may have read its data before
+    /// now), another one follows it.
+    pub fn request(self: &Arc<Self>, store: &Store) -> u64 {
+        let current = self.generation();
+        if self.running.swap(true, Ordering::AcqRel) {
+            self.pending.store(true, Ordering::Release);
+            return current + 2;
+        }
+        let (me, store) = (self.clone(), store.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.train_inner(&store).await {
+                    tracing::warn!(error = %e, "recommendation training failed");
+                }
+                if me.pending.swap(false, Ordering::AcqRel) {
+                    continue;
+                }
+                me.running.store(false, Ordering::Release);
+                // A request may have set `pending` between the swap and
+                // the store: take it up unless another task already did.
+                if me.pending.load(Ordering::Acquire) && !me.running.swap(true, Ordering::AcqRel) {
+                    me.pending.store(false, Ordering::Release);
+                    continue;
+                }
+                break;
+            }
+        });
+        current + 1
     }
 
     async fn train_inner(&self, store: &Store) -> Result<()> {
@@ -308,9 +322,16 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
         let r = rating_of(p);
         data.push(p.user_id, p.article_id, r.rating, r.weight);
         *users_of.entry(p.article_id).or_default() += 1.0;
-        if let (Some(cat), Some(roles)) = (input.articles.get(&p.article_id), input.roles.get(&p.user_id)) {
+        if let (Some(cat), Some(roles)) = (
+            input.articles.get(&p.article_id),
+            input.roles.get(&p.user_id),
+        ) {
             for role in roles {
-                *role_cat.entry(role.clone()).or_default().entry(cat.clone()).or_default() += 1.0;
+                *role_cat
+                    .entry(role.clone())
+                    .or_default()
+                    .entry(cat.clone())
+                    .or_default() += 1.0;
             }
         }
     }
@@ -319,9 +340,10 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
     let cfg = if data.triples.len() < 2000 {
         MfConfig {
             holdout: 0.0,
-            epochs: 60,
-            factors: cfg.factors.min(16),
-            lr: 0.02,
+            epochs: 200,
+            factors: cfg.factors.min(8),
+            lr: 0.03,
+            reg: 0.02,
             ..cfg.clone()
         }
     } else {
@@ -341,7 +363,10 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
     let role_categories = role_cat
         .into_iter()
         .map(|(role, cats)| {
-            let mut v: Vec<(String, f64)> = cats.into_iter().collect();
+            // Shares, not counts: each role weighs the same, whatever
+            // its size (the role everyone has does not drown the others).
+            let total: f64 = cats.values().sum::<f64>().max(1.0);
+            let mut v: Vec<(String, f64)> = cats.into_iter().map(|(c, n)| (c, n / total)).collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             (role, v)
         })
@@ -370,7 +395,10 @@ pub async fn interactions_of(store: &Store, user_id: i64) -> Result<Vec<Interact
     loop {
         let page = store.scan_interactions(after, PAGE).await?;
         let n = page.len();
-        let mine: Vec<Interaction> = page.into_iter().take_while(|i| i.user_id == user_id).collect();
+        let mine: Vec<Interaction> = page
+            .into_iter()
+            .take_while(|i| i.user_id == user_id)
+            .collect();
         let done = mine.len() < n || (n as i64) < PAGE;
         if let Some(last) = mine.last() {
             after = (last.user_id, last.article_id);

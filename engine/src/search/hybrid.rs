@@ -221,7 +221,13 @@ fn allowed(
 pub(super) fn readable(gen: &Generation, principal: &Principal) -> Result<std::sync::Arc<Allowed>> {
     let searcher = gen.reader.searcher();
     let visible = query::visibility(&gen.fields, principal, &[], &gen.filters);
-    allowed(gen, &searcher, principal, &*visible, &SearchRequest::default())
+    allowed(
+        gen,
+        &searcher,
+        principal,
+        &*visible,
+        &SearchRequest::default(),
+    )
 }
 
 /// Fuses the union's scores into `fused`.
