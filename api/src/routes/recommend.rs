@@ -15,7 +15,7 @@ use crate::state::AppState;
 
 fn limit(params: &Params) -> ApiResult<usize> {
     params.only(&["limit"])?;
-    Ok(params.number("limit", 10, 1..=engine::recommend::blend::MAX_LIMIT)?)
+    params.number("limit", 10, 1..=engine::recommend::blend::MAX_LIMIT)
 }
 
 /// Articles recommended to the signed-in caller, each with the reason it

@@ -202,6 +202,14 @@ async fn issue_5_recommendations_say_why() {
     // Scores are in decreasing order.
     let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let (_, spec) = s.get_json("/v1/openapi.json", None).await;
+    for p in [
+        "/v1/recommendations",
+        "/v1/articles/{id}/also-used",
+        "/v1/admin/recommendations/retrain",
+    ] {
+        assert!(spec["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
     // also-used answers name the article they started from.
     let (_, v) = s
         .get_json(&format!("/v1/articles/{}/also-used", xs[0]), Some("tess"))

@@ -408,7 +408,7 @@ pub async fn interactions_of(store: &Store, user_id: i64) -> Result<Vec<Interact
             break;
         }
     }
-    out.sort_by(|a, b| b.last_at.cmp(&a.last_at));
+    out.sort_by_key(|i| std::cmp::Reverse(i.last_at));
     Ok(out)
 }
 
