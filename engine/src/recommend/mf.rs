@@ -50,10 +50,10 @@ pub struct MfConfig {
 impl Default for MfConfig {
     fn default() -> Self {
         MfConfig {
-            factors: 64,
+            factors: 32,
             epochs: 80,
-            lr: 0.008,
-            lr_decay: 0.97,
+            lr: 0.012,
+            lr_decay: 0.95,
             reg: 0.06,
             reg_bias: 0.01,
             holdout: 0.05,

@@ -343,6 +343,7 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
             epochs: 200,
             factors: cfg.factors.min(8),
             lr: 0.03,
+            lr_decay: 0.97,
             reg: 0.02,
             ..cfg.clone()
         }
