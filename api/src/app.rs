@@ -22,8 +22,8 @@ use crate::error::problem;
 use crate::metrics;
 use crate::ratelimit::{Limiter, RateLimit};
 use crate::routes::{
-    analytics, articles, audit, channels, health, notifications, prompts, rules, search, session,
-    usage, users, workflow,
+    analytics, articles, audit, channels, health, notifications, prompts, recommend, rules, search,
+    session, usage, users, workflow,
 };
 use crate::state::AppState;
 
@@ -44,6 +44,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         prompts::gaps, prompts::updates, prompts::classify, analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
         channels::create_webhook, channels::list_webhooks, channels::delete_webhook, channels::feed,
         audit::list, session::sign_in, session::current, session::sign_out, session::login, session::logout, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::set_contact, users::create_token, users::reindex,
+        recommend::mine, recommend::also_used, recommend::retrain,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
@@ -217,6 +218,12 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/v1/users/{username}/contact", put(users::set_contact))
         .route("/v1/users/{username}/tokens", post(users::create_token))
         .route("/v1/admin/reindex", post(users::reindex))
+        .route("/v1/recommendations", get(recommend::mine))
+        .route("/v1/articles/{id}/also-used", get(recommend::also_used))
+        .route(
+            "/v1/admin/recommendations/retrain",
+            post(recommend::retrain),
+        )
         .fallback(not_found)
         .with_state(state);
     // Per-client rate limiting runs inside the metrics and trace layers, so
@@ -284,6 +291,8 @@ pub struct ServeOptions {
     /// Index snapshots (`None`: off): an empty index is restored from the
     /// newest one; on the embedded store this process also publishes them.
     pub snapshot: Option<indexer::snapshot::SnapshotConfig>,
+    /// Time between two trainings of the recommendation models.
+    pub recommend_interval: Duration,
 }
 
 /// Opens the index, starts the in-process follower and serves until
@@ -381,7 +390,16 @@ pub async fn serve_on(
             .map_err(|e| anyhow::anyhow!("configuring notification delivery: {e}"))?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     metrics.set_notify_stats(deliverer.stats());
+    // Recommendation models train in this process, off the runtime's
+    // workers, and are swapped in when done (engine::recommend::serve).
+    let recommender = engine::recommend::Recommender::new();
+    let recommend_task = tokio::spawn(recommender.clone().run(
+        store.clone(),
+        opts.recommend_interval,
+        jobs_stop.clone(),
+    ));
     let state = AppState {
+        recommender,
         usage: usage.clone(),
         store,
         index,
@@ -431,6 +449,7 @@ pub async fn serve_on(
     if let Some(t) = embed_task {
         let _ = t.await;
     }
+    let _ = recommend_task.await;
     if let Some(j) = jobs {
         let _ = j.await;
     }

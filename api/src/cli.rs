@@ -84,6 +84,10 @@ pub struct ServerArgs {
     /// milliseconds.
     #[arg(long, env = "KMT_EVENT_FLUSH_MS", default_value_t = 1000)]
     pub event_flush_ms: u64,
+    /// Seconds between two trainings of the recommendation models (also
+    /// trained at start and on `POST /v1/admin/recommendations/retrain`).
+    #[arg(long, env = "KMT_RECOMMEND_INTERVAL_SECS", default_value_t = 3600)]
+    pub recommend_interval_secs: u64,
     /// Embedding model settings (semantic and hybrid search).
     #[command(flatten)]
     pub embed: indexer::embedder::EmbedArgs,
@@ -289,6 +293,7 @@ impl ServerArgs {
             audit_ship: self.audit_ship.config(data_dir),
             delivery: self.notify.config(),
             snapshot: self.snapshot.config(&self.audit_ship.target),
+            recommend_interval: Duration::from_secs(self.recommend_interval_secs.max(1)),
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     /// Usage events (views, searches, clicks), written in batches off the
     /// request path.
     pub usage: engine::usage::EventSink,
+    /// The last trained recommendation models (trained in this process).
+    pub recommender: Arc<engine::recommend::Recommender>,
     /// Failed sign-ins, for rate limiting.
     pub sign_ins: Arc<SignInLimiter>,
     /// Mark session cookies `Secure` (served over TLS, directly or behind a

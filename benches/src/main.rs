@@ -9,7 +9,9 @@
 //! * `ann` — recall and speed of the vector index (HNSW) against exact search;
 //! * `seed-embeddings` — derived passage vectors for a large store, so the
 //!   server builds its vector index without running the model
-//!   (`benches/run-semantic-latency.sh`).
+//!   (`benches/run-semantic-latency.sh`);
+//! * `recommend` — RMSE/MAE and top-10 ranking of the collaborative-filtering
+//!   models on MovieLens 100K's u1..u5 splits.
 //!
 //! `benches/run-latency.sh` drives the whole comparison end to end.
 
@@ -22,6 +24,7 @@ mod loadgen;
 mod pgfts;
 mod plot;
 mod queries;
+mod recommend;
 mod relevance;
 mod report;
 mod seed;
@@ -86,6 +89,15 @@ enum Cmd {
     /// Write derived passage vectors for every article of an embedded store
     /// (a pool of real embeddings plus noise), for the server to reuse.
     SeedEmbeddings(SeedArgs),
+    /// RMSE, MAE and ranking of the recommendation models on ml-100k's u1..u5 splits.
+    Recommend {
+        /// The ml-100k folder (u1.base .. u5.test).
+        #[arg(long, default_value = "../shared/corpora/ml-100k")]
+        data: PathBuf,
+        /// Markdown file whose recommendations section is replaced.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Draw the series of earlier result files (<label>.json) on one SVG plot.
     Plot {
         /// Result files written by latency, pgfts or compare.
@@ -579,6 +591,17 @@ async fn run(cli: Cli) -> Result<()> {
                     "seeded {} articles with {} derived passage vectors in {:.1} s",
                     r.articles, r.passages, r.seconds
                 );
+            }
+        }
+        Cmd::Recommend { data, out } => {
+            let command = report::command_line(&std::env::args().collect::<Vec<_>>());
+            let section = tokio::task::spawn_blocking(move || recommend::run(&data, &command))
+                .await
+                .context("recommend benchmark thread")??;
+            println!("{section}");
+            if let Some(out) = &out {
+                recommend::write_section(out, &section)?;
+                eprintln!("updated the recommendations section of {}", out.display());
             }
         }
         Cmd::WaitIndex {

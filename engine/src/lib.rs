@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod model;
 pub mod notify;
 pub mod prompts;
+pub mod recommend;
 pub mod rules;
 pub mod search;
 pub mod sessions;

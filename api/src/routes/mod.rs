@@ -8,6 +8,7 @@ pub mod channels;
 pub mod health;
 pub mod notifications;
 pub mod prompts;
+pub mod recommend;
 pub mod rules;
 pub mod search;
 pub mod session;

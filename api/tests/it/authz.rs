@@ -472,6 +472,44 @@ fn cases() -> Vec<Case> {
             setup: Setup::Plain,
             writes: true,
         },
+        // Recommendations (issue 5): for signed-in users; "also used" for
+        // whoever may read the article (others: 404); retraining for admins.
+        Case {
+            method: Method::GET,
+            path: "/v1/recommendations?limit=5",
+            body: None,
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/public-levy/also-used",
+            body: None,
+            allowed: all,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: false,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/articles/review-me/also-used",
+            body: None,
+            allowed: &["alice", "admin"],
+            not_found: &["anonymous", "vera", "rex", "gus", "harry", "diana"],
+            setup: Setup::Draft,
+            writes: false,
+        },
+        Case {
+            method: Method::POST,
+            path: "/v1/admin/recommendations/retrain",
+            body: None,
+            allowed: admin,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
         // Usage (issue 5): events for anyone who reads; ratings, votes,
         // feedback, privacy and history for signed-in users; another
         // user's history for admins; analytics and assignments for

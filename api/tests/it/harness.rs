@@ -218,6 +218,8 @@ impl TestServer {
             }),
             delivery: Default::default(),
             snapshot: None,
+            // Tests retrain on demand (POST /v1/admin/recommendations/retrain).
+            recommend_interval: Duration::from_secs(3600),
         };
         let store = ts.store.clone();
         let task = tokio::spawn(async move {

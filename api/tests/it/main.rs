@@ -16,6 +16,7 @@ mod notify;
 mod promote;
 mod prompts;
 mod receivers;
+mod recommend;
 mod replica;
 mod sections;
 mod semantic;

@@ -216,6 +216,20 @@ fn allowed(
     Ok(set)
 }
 
+/// The articles `principal` may read (no filters): the allowed set of
+/// every search, cached the same way.
+pub(super) fn readable(gen: &Generation, principal: &Principal) -> Result<std::sync::Arc<Allowed>> {
+    let searcher = gen.reader.searcher();
+    let visible = query::visibility(&gen.fields, principal, &[], &gen.filters);
+    allowed(
+        gen,
+        &searcher,
+        principal,
+        &*visible,
+        &SearchRequest::default(),
+    )
+}
+
 /// Fuses the union's scores into `fused`.
 fn fuse(cands: &mut [Cand], fusion: Fusion) {
     let max_lex = cands.iter().filter_map(|c| c.lex).fold(0.0f32, f32::max);

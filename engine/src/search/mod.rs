@@ -470,6 +470,12 @@ impl SearchIndex {
 }
 
 impl SearchIndex {
+    /// Every article `principal` may read, by the same visibility rule as
+    /// search (cached per caller and index state).
+    pub fn readable(&self, principal: &Principal) -> Result<Arc<crate::vector::Allowed>> {
+        hybrid::readable(&self.current.load(), principal)
+    }
+
     /// Articles related to `id` that `principal` may read: its nearest
     /// neighbours by passage vectors (by its title's words without a
     /// model). `NotFound` when the caller cannot read `id`. CPU-bound.
