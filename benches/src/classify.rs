@@ -156,7 +156,7 @@ fn markdown(spec: &ClassifySpec, rows: &[Row], majority: f64, train: usize, test
     s.push_str(&format!(
         "`{}` — pgdocs: {train} articles published, {test} held out ({:.0} %, by slug hash); each held-out \
          article's title, summary and body go through `engine::prompts::classify` (the code behind \
-         `POST /v1/prompts/classify`): its 10 nearest published articles vote with weight 1/rank. \
+         `POST /v1/prompts/classify`): its 7 nearest published articles (found with the first 200 words embedded, or lexically with the title and the most frequent words) vote with weight 1/rank. \
          Categories: 9; the tag is the article's chapter (93). Majority-category baseline: {:.3}. \
          Goal: category accuracy@1 ≥ 0.80.\n\n",
         spec.command,
