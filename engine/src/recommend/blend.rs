@@ -140,6 +140,30 @@ pub async fn for_user(
     let ranked = rank(cands);
     let mut items = Vec::new();
     let mut taken: HashSet<ArticleId> = HashSet::new();
+    take_readable(store, p, &ranked, limit, &mut items, &mut taken).await?;
+    if let Some(m) = &models {
+        if items.len() < limit {
+            let fill = fallback(m, p, &|id| ok(id) && !taken.contains(&id));
+            take_readable(store, p, &fill, limit, &mut items, &mut taken).await?;
+        }
+    }
+    Ok(Recommendations {
+        items,
+        model: models.map(|m| m.info.clone()),
+    })
+}
+
+/// Appends the readable candidates of `ranked`, in order, until `items`
+/// holds `limit`: readability is checked against the store a chunk at a
+/// time, so unreadable candidates are skipped, never returned.
+async fn take_readable(
+    store: &Store,
+    p: &Principal,
+    ranked: &[(ArticleId, f32, Reason)],
+    limit: usize,
+    items: &mut Vec<Recommendation>,
+    taken: &mut HashSet<ArticleId>,
+) -> Result<()> {
     for chunk in ranked.chunks(limit.max(8)) {
         if items.len() >= limit {
             break;
@@ -164,35 +188,7 @@ pub async fn for_user(
             });
         }
     }
-    if let Some(m) = &models {
-        if items.len() < limit {
-            let fill = fallback(m, p, &|id| ok(id) && !taken.contains(&id));
-            for chunk in fill.chunks(limit.max(8)) {
-                if items.len() >= limit {
-                    break;
-                }
-                let ids: Vec<ArticleId> = chunk.iter().map(|c| c.0).collect();
-                let (rows, _) = readable_rows(store, p, &ids).await?;
-                let by: HashMap<ArticleId, &(ArticleId, f32, Reason)> =
-                    chunk.iter().map(|c| (c.0, c)).collect();
-                for a in rows.into_iter().take(limit - items.len()) {
-                    let (_, score, reason) = by[&a.id].clone();
-                    items.push(Recommendation {
-                        id: a.id,
-                        slug: a.slug,
-                        title: a.title,
-                        category: a.category,
-                        score,
-                        reason,
-                    });
-                }
-            }
-        }
-    }
-    Ok(Recommendations {
-        items,
-        model: models.map(|m| m.info.clone()),
-    })
+    Ok(())
 }
 
 /// The MF predictions of the caller's best `pool` candidates.
