@@ -528,8 +528,7 @@ pub fn merge_hidden(field: &str, old: &str, new: &str, v: &Visibility) -> Result
         }
     };
     let mut out = String::with_capacity(new.len() + 256);
-    for (a, text, _) in hidden.iter().filter(|h| h.0.is_none()) {
-        debug_assert!(a.is_none());
+    for (_, text, _) in hidden.iter().filter(|h| h.0.is_none()) {
         out.push_str(&with_newline(text));
     }
     let mut placed: Vec<bool> = hidden.iter().map(|h| h.0.is_none()).collect();
