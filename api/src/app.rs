@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use engine::search::SearchIndex;
@@ -73,25 +73,6 @@ async fn not_found() -> impl IntoResponse {
     problem(StatusCode::NOT_FOUND, "no such endpoint".into(), None)
 }
 
-async fn home() -> Html<&'static str> {
-    Html(include_str!("home.html"))
-}
-
-/// Static assets of the pages (embedded: no files to deploy, no CDN). The
-/// JavaScript client library lives in `web/`, beside its tests.
-async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> axum::response::Response {
-    const JS: &str = "text/javascript; charset=utf-8";
-    let (body, kind) = match name.as_str() {
-        "home.js" => (include_str!("home.js"), JS),
-        "home.css" => (include_str!("home.css"), "text/css; charset=utf-8"),
-        "kmt-client.js" => (include_str!("../../web/kmt-client.js"), JS),
-        // Types only (JSDoc), for editors of pages that use the library.
-        "kmt-types.js" => (include_str!("../../web/kmt-types.js"), JS),
-        _ => return problem(StatusCode::NOT_FOUND, "no such asset".into(), None),
-    };
-    ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
-}
-
 /// Headers every response carries: no sniffing, no framing, no referrer
 /// leaks, and a content security policy that allows only our own scripts.
 fn security_headers() -> [(HeaderName, HeaderValue); 4] {
@@ -122,8 +103,9 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
     let x_request_id = HeaderName::from_static("x-request-id");
     let request_metrics = state.metrics.clone();
     let app = Router::new()
-        .route("/", get(home))
-        .route("/assets/{name}", get(asset))
+        .route("/", get(crate::web::home))
+        .route("/assets/{*name}", get(crate::web::asset))
+        .route("/{page}", get(crate::web::page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 /// The sample knowledge base compiled into the binary.
 pub mod corpus {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { KmtClient, KmtError } from '../kmt-client.js';
+import { KmtClient, KmtError } from '../app/kmt-client.js';
 import { stubFetch, json, problem, hang } from './stub.mjs';
 
 const fast = (fetch, opts = {}) => new KmtClient({ fetch, retryDelayMs: 1, ...opts });

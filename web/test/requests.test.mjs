@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { KmtClient, queryString, filterParams } from '../kmt-client.js';
+import { KmtClient, queryString, filterParams } from '../app/kmt-client.js';
 import { stubFetch, json, lower } from './stub.mjs';
 
 const RESULTS = { hits: [], total: 0, facets: {}, relaxed: false, fuzzy_words: 0, mode: 'lexical', took_ms: 1, timings: { total: 1 } };

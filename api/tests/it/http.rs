@@ -471,7 +471,7 @@ async fn diff_revert_and_retire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_headers_and_embedded_assets() {
     let s = TestServer::start(Backend::Sqlite).await;
-    for path in ["/", "/v1/search?q=x", "/nothing", "/assets/home.js"] {
+    for path in ["/", "/v1/search?q=x", "/nothing", "/assets/search.js"] {
         let r = s.http.get(s.url(path)).send().await.unwrap();
         let h = r.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
@@ -492,9 +492,9 @@ async fn security_headers_and_embedded_assets() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("/assets/home.js") && !page.contains("<script>"));
+    assert!(page.contains("/assets/search.js") && !page.contains("<script>"));
     // The page and the client library it imports are JavaScript modules.
-    for path in ["/assets/home.js", "/assets/kmt-client.js"] {
+    for path in ["/assets/search.js", "/assets/kmt-client.js"] {
         let r = s.http.get(s.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert!(
@@ -507,7 +507,7 @@ async fn security_headers_and_embedded_assets() {
     }
     assert_eq!(
         s.http
-            .get(s.url("/assets/home.css"))
+            .get(s.url("/assets/app.css"))
             .send()
             .await
             .unwrap()
