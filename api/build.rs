@@ -9,6 +9,7 @@ use std::{
 };
 
 fn main() {
+    corpus();
     let app = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join("../web/app");
     // A directory here makes cargo rescan every file below it.
     println!("cargo:rerun-if-changed={}", app.display());
@@ -50,4 +51,32 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
             }
         }
     }
+}
+
+/// Embeds the sample corpus (`../corpus/articles/*.md`) as
+/// `$OUT_DIR/corpus.rs`, so that `kmt demo` works from the binary alone.
+fn corpus() {
+    let dir = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join("../corpus/articles");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut md: Vec<PathBuf> = fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "md"))
+                .collect()
+        })
+        .unwrap_or_default();
+    md.sort();
+    let mut out = String::from("/// The sample corpus: (file name, content).\n");
+    out.push_str("pub static SAMPLE_CORPUS: &[(&str, &str)] = &[\n");
+    for p in md {
+        println!("cargo:rerun-if-changed={}", p.display());
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            p.canonicalize().unwrap()
+        ));
+    }
+    out.push_str("];\n");
+    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("corpus.rs"), out).unwrap();
 }
