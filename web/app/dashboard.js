@@ -28,14 +28,6 @@ const REASONS = /** @type {Record<string, string>} */ ({
   feedback: 'has feedback', falling_use: 'used less and less',
 });
 
-const session = await startPage('dashboard');
-if (!session) {
-  needSignIn(main, 'Usage dashboard');
-} else {
-  metric.addEventListener('change', () => { usage(); });
-  await Promise.all([usage(), queries(), gaps(), stale(), report()]);
-  main.dataset.ready = 'true';
-}
 
 /**
  * An SVG element with attributes.
@@ -269,4 +261,14 @@ function reportRow(a) {
     h('td', { text: a.review_due ? day(a.review_due) : '—' }),
     num(a.uses), num(a.unique_readers), num(a.avg_rating, (n) => n.toFixed(1)), num(a.ratings),
     num(a.helpful_pct, (n) => `${Math.round(n)} %`), num(a.feedback));
+}
+
+// Started last: everything above is defined by then.
+const session = await startPage('dashboard');
+if (!session) {
+  needSignIn(main, 'Usage dashboard');
+} else {
+  metric.addEventListener('change', () => { usage(); });
+  await Promise.all([usage(), queries(), gaps(), stale(), report()]);
+  main.dataset.ready = 'true';
 }

@@ -40,12 +40,6 @@ let article = null;
 let previewTimer;
 let busy = false;
 
-const session = await startPage('editor');
-if (!session) {
-  needSignIn(main, 'Write an article');
-} else {
-  await init();
-}
 
 async function init() {
   const params = new URLSearchParams(location.search);
@@ -344,4 +338,12 @@ function insertSection() {
   target.setSelectionRange(innerStart, innerStart + inner.length);
   preview();
   announce(`Section ${id} inserted into the ${target.id}.`);
+}
+
+// Started last: everything above is defined by then.
+const session = await startPage('editor');
+if (!session) {
+  needSignIn(main, 'Write an article');
+} else {
+  await init();
 }
