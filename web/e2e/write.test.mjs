@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer, launchChromium } from './harness.mjs';
+import { startServer, launchChromium, signInShell, screenshots } from './harness.mjs';
 import { authorWritesAndGetsApproved } from './flows/write.mjs';
 import { KmtClient } from '../app/kmt-client.js';
 
@@ -35,4 +35,49 @@ test('an author writes against a rule, a reviewer sends it back, the author resu
   const hits = await vera.search({ q: 'ferry crossing refund', mode: 'lexical' });
   assert.ok(hits.hits.some((h) => h.id === w.id), JSON.stringify(hits.hits.map((h) => h.title)));
   assert.equal((await vera.search({ q: w.hiddenWord, mode: 'lexical' })).total, 0);
+});
+
+test('editing a published article drafts beside the live version; the reviewer sees the changes', async () => {
+  const api = new KmtClient({ baseUrl: server.url, token: server.accounts.admin.token });
+  // A published article (created directly by the admin, as an import would;
+  // the admin edits it like its owner).
+  const live = await api.createArticle({
+    title: 'Replacing a lost parking permit', category: 'travel-refunds', status: 'published',
+    summary: '- Report the loss\n- Pay the fee', body: 'Step one.\nStep two.', tags: ['parking'],
+  });
+  const vera = new KmtClient({ baseUrl: server.url, token: server.accounts.vera.token });
+
+  const authorCtx = await chromium.browser.newContext();
+  const reviewerCtx = await chromium.browser.newContext();
+  try {
+    const a = await authorCtx.newPage();
+    await a.goto(`${server.url}/editor?id=${live.id}`);
+    await signInShell(a, server, 'admin');
+    await a.waitForSelector('form#editor[data-ready][data-status="published"]');
+    assert.match((await a.textContent('#status')) ?? '', /changes are saved as a draft/);
+    await a.fill('#body', 'Step one.\nStep two, with the form PP-3.');
+    await a.click('#save');
+    await a.waitForFunction(() => /Draft saved/.test(document.getElementById('status')?.textContent ?? ''));
+    // The live version is unchanged while the draft waits.
+    assert.equal((await vera.article(live.id, { level: 'detailed' })).body, 'Step one.\nStep two.');
+    await a.click('#submit');
+    await a.waitForFunction(() => /Submitted for review/.test(document.getElementById('status')?.textContent ?? ''));
+
+    const r = await reviewerCtx.newPage();
+    await r.goto(`${server.url}/review`);
+    await signInShell(r, server, 'rita');
+    await r.waitForSelector('main[data-ready]');
+    await r.locator(`#queue li[data-article="${live.id}"]`).getByRole('button', { name: 'Open submission' }).click();
+    await r.waitForSelector('#submission:not([hidden]) #diff');
+    assert.match((await r.textContent('#diff')) ?? '', /Changes to the published version/);
+    assert.deepEqual(await r.locator('#diff .add').allTextContents(), ['+ Step two, with the form PP-3.']);
+    assert.deepEqual(await r.locator('#diff .del').allTextContents(), ['- Step two.']);
+    await screenshots(r, 'review-changes');
+    await r.click('#approve');
+    await r.waitForFunction(() => /Approved: .* is published/.test(document.getElementById('status')?.textContent ?? ''));
+    assert.equal((await vera.article(live.id, { level: 'detailed' })).body, 'Step one.\nStep two, with the form PP-3.');
+  } finally {
+    await authorCtx.close();
+    await reviewerCtx.close();
+  }
 });
