@@ -63,6 +63,8 @@
 /** @typedef {import('./kmt-types.js').AssignRequest} AssignRequest */
 /** @typedef {import('./kmt-types.js').Assignment} Assignment */
 /** @typedef {import('./kmt-types.js').AssignOutcome} AssignOutcome */
+/** @typedef {import('./kmt-types.js').Gap} Gap */
+/** @typedef {import('./kmt-types.js').UpdatePrompt} UpdatePrompt */
 /** @typedef {import('./kmt-types.js').CategoryWebhook} CategoryWebhook */
 /** @typedef {import('./kmt-types.js').AuditEntry} AuditEntry */
 /** @typedef {import('./kmt-types.js').AuditParams} AuditParams */
@@ -539,6 +541,23 @@ export class KmtClient {
   myAssignments(o = {}) {
     return this.get('/v1/assignments/mine', { query: { include_done: o.includeDone || undefined } });
   }
+
+  // ---- knowledge-development prompts -------------------------------------
+
+  /**
+   * Content gaps: unanswered searches grouped by meaning, most asked first
+   * (writers).
+   * @param {{days?: number, limit?: number}} [p] window 1..=365 days (default 30), 1..=100 gaps (default 20)
+   * @returns {Promise<Gap[]>}
+   */
+  gaps(p = {}) { return this.get('/v1/prompts/gaps', { query: { days: p.days, limit: p.limit } }); }
+  /**
+   * Live articles that need an update (stale, rated low, unhelpful,
+   * feedback, falling use), by impact.
+   * @param {{days?: number, limit?: number}} [p] window 1..=365 days (default 30), 1..=500 rows (default 50)
+   * @returns {Promise<UpdatePrompt[]>}
+   */
+  updatePrompts(p = {}) { return this.get('/v1/prompts/updates', { query: { days: p.days, limit: p.limit } }); }
 
   // ---- operations --------------------------------------------------------
 

@@ -522,6 +522,41 @@
  * @property {string[]} skipped people who may not read the article
  */
 
+// ---- knowledge-development prompts ----------------------------------------
+
+/**
+ * @typedef {object} GapQuery
+ * @property {string} query normalised
+ * @property {number} searches
+ * @property {number} zero_results
+ */
+
+/**
+ * A suggested new article: unanswered searches, grouped by meaning.
+ * @typedef {object} Gap
+ * @property {string} suggested_title the most asked query of the group
+ * @property {string|null} [category] the category of the nearest readable articles
+ * @property {number} searches
+ * @property {number} zero_results
+ * @property {GapQuery[]} queries most asked first
+ */
+
+/** @typedef {'review_overdue'|'low_rating'|'unhelpful'|'feedback'|'falling_use'} UpdateReason */
+
+/**
+ * An article that needs an update, and why.
+ * @typedef {object} UpdatePrompt
+ * @property {number} id
+ * @property {string} slug
+ * @property {string} title
+ * @property {string} category
+ * @property {string} owner
+ * @property {number} impact
+ * @property {number} uses
+ * @property {number} previous_uses
+ * @property {UpdateReason[]} reasons
+ */
+
 // ---- operations -----------------------------------------------------------
 
 /**

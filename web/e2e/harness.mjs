@@ -100,6 +100,13 @@ function parseAccounts(banner) {
   return accounts;
 }
 
+// The machine's network is closed: background networking, QUIC, sync and
+// component updates only produce refused connections.
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
+];
+
 /**
  * Launches Debian's chromium (`CHROMIUM`, default /usr/bin/chromium) with a
  * fresh user-data dir, headless.
@@ -115,12 +122,7 @@ export async function launchBrowser() {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath,
     headless: true,
-    // The machine's network is closed: background networking, QUIC, sync
-    // and component updates only produce refused connections.
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
     viewport: { width: 1280, height: 800 },
   });
   return {
@@ -130,6 +132,39 @@ export async function launchBrowser() {
       await rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Launches Debian's chromium as a browser that makes separate contexts
+ * (one per user: own cookies and storage), each with a fresh temporary
+ * profile, headless.
+ * @returns {Promise<{browser: import('playwright-core').Browser, stop: () => Promise<void>}>}
+ */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+  if (!existsSync(executablePath)) {
+    throw new Error(`no chromium at ${executablePath}: run scripts/ensure-browser.sh`);
+  }
+  const browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+  return { browser, stop: async () => { await browser.close().catch(() => {}); } };
+}
+
+/**
+ * Signs in through a page's header form (`#shell`) as a demo account;
+ * the page reloads signed in.
+ * @param {import('playwright-core').Page} page
+ * @param {Server} server
+ * @param {string} user
+ */
+export async function signInShell(page, server, user) {
+  await page.fill('#shell-username', user);
+  await page.fill('#shell-password', server.accounts[user].password);
+  await Promise.all([
+    page.waitForEvent('load'),
+    page.click('#shell-signin button[type=submit]'),
+  ]);
+  await page.waitForSelector('#shell-user');
 }
 
 /**
