@@ -40,9 +40,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Decodes a JSON request body, refusing NUL characters in its text (no
-/// field may hold one, and PostgreSQL cannot store them).
+/// Decodes a JSON request body, which must be an object (every body the
+/// API takes is one; serde would otherwise read `[]` as a struct with all
+/// fields left out), refusing NUL characters in its text (no field may
+/// hold one, and PostgreSQL cannot store them).
 pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest {
+            message: "the request body must be a JSON object".into(),
+            field: None,
+        });
+    }
     if crate::guard::json_has_nul(bytes) {
         return Err(ApiError::BadRequest {
             message: "text must not contain NUL characters (\\u0000)".into(),

@@ -132,7 +132,7 @@ fn takes_body(method: &Method, route: Option<&MatchedPath>) -> bool {
 /// Rewrites an error response that is not problem+json as one.
 async fn as_problem(res: Response) -> Response {
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&res) {
+    if !(status.is_client_error() || status.is_server_error()) || !is_bare(&res) {
         return res;
     }
     let (mut parts, body) = res.into_parts();
@@ -162,11 +162,14 @@ async fn as_problem(res: Response) -> Response {
     Response::from_parts(parts, Body::new(fresh_body))
 }
 
-fn is_problem(res: &Response) -> bool {
+/// Whether an answer is bare: no body type or plain text (what the
+/// framework's and middleware's own refusals carry). Deliberate answers —
+/// problem documents, `/readyz`'s JSON status — are left alone.
+fn is_bare(res: &Response) -> bool {
     res.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/problem+json"))
+        .is_none_or(|v| v.starts_with("text/plain"))
 }
 
 /// Whether a request's `Content-Type` is JSON (`application/json` or
