@@ -14,7 +14,7 @@
 //!   `DELETE`s, `reindex`, …: every write whose OpenAPI operation has no
 //!   request body) gets 400 rather than being ignored: the client meant
 //!   something the server would not do, and acting anyway hides the
-//!   mistake.
+//!   mistake. An empty JSON value (`null`, `{}`) is let through.
 //! - Error answers produced outside our handlers — the router's 405, the
 //!   body limit's 413, the timeout's 503, axum's path rejections — carry
 //!   plain text or nothing; they are rewritten as problem+json with the
@@ -33,6 +33,9 @@ use crate::error::problem;
 
 /// Longest accepted query string, in bytes (before decoding).
 pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
+/// Longest body read to tell an empty JSON value from a real payload.
+const EMPTY_BODY_BYTES: usize = 64;
 
 /// Most bytes of a non-problem error body quoted as the problem's detail.
 const MAX_DETAIL_BYTES: usize = 1024;
@@ -67,20 +70,51 @@ pub async fn guard(req: Request, next: Next) -> Response {
             None,
         );
     }
+    let mut req = req;
     if has_body(&req) && !takes_body(req.method(), req.extensions().get::<MatchedPath>()) {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{} {} takes no request body",
-                req.method(),
-                req.extensions()
-                    .get::<MatchedPath>()
-                    .map_or("", MatchedPath::as_str)
-            ),
-            None,
-        );
+        // Clients that send `null` or `{}` out of habit mean nothing by it.
+        match empty_json(req).await {
+            Ok(same) => req = same,
+            Err(refused) => return refused,
+        }
     }
     as_problem(next.run(req).await).await
+}
+
+/// Passes on a request whose body is an empty JSON value (`null`, `{}`,
+/// blanks), put back as it was; refuses any other body.
+async fn empty_json(req: Request) -> Result<Request, Response> {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(String::new(), |m| m.as_str().to_string());
+    let refuse = |method: &Method| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            format!("{method} {route} takes no request body"),
+            None,
+        )
+    };
+    // A longer announced body is refused unread; a streamed one is read
+    // only this far, and not waited for long (this runs outside the
+    // request timeout).
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > EMPTY_BODY_BYTES as u64) {
+        return Err(refuse(req.method()));
+    }
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, EMPTY_BODY_BYTES);
+    let Ok(Ok(bytes)) = tokio::time::timeout(std::time::Duration::from_secs(5), read).await else {
+        return Err(refuse(&parts.method));
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if !matches!(text.trim(), "" | "null" | "{}") {
+        return Err(refuse(&parts.method));
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// Whether the request carries a non-empty body.
