@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -218,11 +219,16 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         None => app,
     };
     let app = app
+        // axum's extractors have their own 2 MB default; one limit for all.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ))
+        // Query-length and NUL guards, and problem+json for every error
+        // answer, including those of the layers above.
+        .layer(axum::middleware::from_fn(crate::guard::guard))
         // Outside the timeout, so requests it cuts off are counted (as 503);
         // a router layer, so the matched route template is known.
         .layer(axum::middleware::from_fn_with_state(

@@ -245,21 +245,27 @@ pub enum TokenCommand {
 }
 
 fn init_logging(format: &str, default: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    // Spans also go to an OTLP collector when one is configured.
+    let otlp = crate::otlp::OtlpConfig::from_env().map(crate::otlp::layer);
+    let registry = tracing_subscriber::registry().with(filter).with(otlp);
     let _ = if format == "json" {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
+        registry
+            .with(tracing_subscriber::fmt::layer().json())
             .try_init()
     } else {
         // A closed log pipe must not take the process down: by default the
         // subscriber reports write failures with eprintln!, which panics.
-        tracing_subscriber::fmt()
-            .log_internal_errors(false)
-            .with_env_filter(filter)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr)
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .log_internal_errors(false)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
 }

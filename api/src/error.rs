@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The client sent requests faster than its rate limit.
     #[error("too many requests; try again in {0} seconds")]
     RateLimited(u64),
+    /// The request body is larger than the limit (bytes).
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 impl ApiError {
@@ -141,6 +144,7 @@ impl IntoResponse for ApiError {
                 };
                 problem_with(status, e.to_string(), field, errors)
             }
+            ApiError::TooLarge(_) => problem(StatusCode::PAYLOAD_TOO_LARGE, self.to_string(), None),
             ApiError::Csrf => problem(
                 StatusCode::FORBIDDEN,
                 self.to_string(),

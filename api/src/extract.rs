@@ -18,13 +18,51 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(ApiError::BadRequest {
-                message: rej.body_text(),
+        if !crate::guard::is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::BadRequest {
+                message: "expected a request with `Content-Type: application/json`".into(),
                 field: None,
-            }),
+            });
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rej| {
+                if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge(crate::app::BODY_LIMIT)
+                } else {
+                    ApiError::BadRequest {
+                        message: rej.body_text(),
+                        field: None,
+                    }
+                }
+            })?;
+        json_body(&bytes).map(ApiJson)
+    }
+}
+
+/// Decodes a JSON request body, which must be an object (every body the
+/// API takes is one; serde would otherwise read `[]` as a struct with all
+/// fields left out), refusing NUL characters in its text (no field may
+/// hold one, and PostgreSQL cannot store them).
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest {
+            message: "the request body must be a JSON object".into(),
+            field: None,
+        });
+    }
+    if crate::guard::json_has_nul(bytes) {
+        return Err(ApiError::BadRequest {
+            message: "text must not contain NUL characters (\\u0000)".into(),
+            field: None,
+        });
+    }
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => Ok(v),
+        Err(rej) => Err(ApiError::BadRequest {
+            message: rej.body_text(),
+            field: None,
+        }),
     }
 }
 
@@ -119,11 +157,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(Params(
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        let mut pairs = Vec::new();
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = crate::guard::decode_component(k).map_err(|why| {
+                ApiError::bad_param("query", format!("a parameter name is {why}"))
+            })?;
+            let value = crate::guard::decode_component(v).map_err(|why| {
+                ApiError::bad_param(&key, format!("the value of {key:?} is {why}"))
+            })?;
+            pairs.push((key, value));
+        }
+        Ok(Params(pairs))
     }
 }
 

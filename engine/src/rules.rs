@@ -81,6 +81,7 @@ pub fn validate_spec(category: &str, spec: &RuleSpec) -> Result<()> {
 /// The rules that apply to a category: its own, else the global default,
 /// else none (an empty spec).
 pub async fn effective(store: &Store, category: &str) -> Result<RuleSpec> {
+    check_category(category)?;
     if let Some(r) = store.get_rule(category).await? {
         return Ok(r.spec);
     }
@@ -89,6 +90,23 @@ pub async fn effective(store: &Store, category: &str) -> Result<RuleSpec> {
         .await?
         .map(|r| r.spec)
         .unwrap_or_default())
+}
+
+/// Every version of a category's rules (`*`: the global default), oldest
+/// first.
+pub async fn history(store: &Store, category: &str) -> Result<Vec<CategoryRule>> {
+    check_category(category)?;
+    store.rule_history(category).await
+}
+
+/// A category name as rules take it: a valid name or `*`. Looking up a
+/// name no category could have is a client error, not an empty answer.
+fn check_category(category: &str) -> Result<()> {
+    if category == GLOBAL {
+        Ok(())
+    } else {
+        validate_name("category", category)
+    }
 }
 
 /// The role that approves submissions under `spec`.

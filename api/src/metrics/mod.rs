@@ -7,7 +7,8 @@
 //! What is recorded where:
 //! - HTTP requests, by the [`track_http`] middleware: counted by matched
 //!   route template (never the raw path, so label cardinality stays bounded
-//!   by the router), method and status, and timed by route and method.
+//!   by the router), method and status, and timed by route, method and
+//!   status class (`2xx`, `4xx`, …).
 //! - Searches, by `routes::search::run` through [`Metrics::observe_search`].
 //! - Index and follower state is read when scraped (gauges and the
 //!   follower's own counters), so nothing on the indexing path waits on
@@ -129,10 +130,20 @@ impl Histogram {
     }
 }
 
+/// Status classes labelling request durations: the exact status is on the
+/// request counter; per-class latency tells fast refusals from slow work
+/// without multiplying histograms by every status code.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn class_index(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
+}
+
 /// Requests of one route and method.
 #[derive(Debug)]
 struct MethodSeries {
-    duration: Histogram,
+    /// By status class, indexed like [`STATUS_CLASSES`].
+    durations: [Histogram; 5],
     /// Requests by status code. Read-locked on the hot path; written only
     /// the first time a status is seen (at most a few hundred codes exist).
     statuses: RwLock<BTreeMap<u16, AtomicU64>>,
@@ -141,7 +152,7 @@ struct MethodSeries {
 impl MethodSeries {
     fn new() -> MethodSeries {
         MethodSeries {
-            duration: Histogram::new(DURATION_BUCKETS),
+            durations: std::array::from_fn(|_| Histogram::new(DURATION_BUCKETS)),
             statuses: RwLock::default(),
         }
     }
@@ -207,7 +218,7 @@ impl Metrics {
     pub fn observe_request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
         let series = self.route_series(route);
         let m = &series.methods[method_index(method)];
-        m.duration.observe(seconds);
+        m.durations[class_index(status)].observe(seconds);
         m.count_status(status);
     }
 
@@ -287,20 +298,22 @@ impl Metrics {
             out,
             "kmt_http_request_duration_seconds",
             "histogram",
-            "Time to produce the response head, by matched route template and method.",
+            "Time to produce the response head, by matched route template, method and status class.",
         );
         for (route, s) in &routes {
             for (method, m) in METHODS.iter().zip(&s.methods) {
-                // Skip methods never seen on this route: a histogram of
-                // zeros per method would only bloat every scrape.
-                if m.duration.counts().iter().all(|c| *c == 0) {
-                    continue;
+                for (class, h) in STATUS_CLASSES.iter().zip(&m.durations) {
+                    // Skip combinations never seen: a histogram of zeros
+                    // per method and class would only bloat every scrape.
+                    if h.counts().iter().all(|c| *c == 0) {
+                        continue;
+                    }
+                    h.write(
+                        out,
+                        "kmt_http_request_duration_seconds",
+                        &[("route", route), ("method", method), ("status", class)],
+                    );
                 }
-                m.duration.write(
-                    out,
-                    "kmt_http_request_duration_seconds",
-                    &[("route", route), ("method", method)],
-                );
             }
         }
 
@@ -435,7 +448,8 @@ x_count{k=\"v\"} 6
             "kmt_http_requests_total{route=\"/v1/articles/{id}\",method=\"GET\",status=\"200\"} 2",
             "kmt_http_requests_total{route=\"/v1/articles/{id}\",method=\"GET\",status=\"404\"} 1",
             "kmt_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 1",
-            "kmt_http_request_duration_seconds_count{route=\"/v1/articles/{id}\",method=\"GET\"} 3",
+            "kmt_http_request_duration_seconds_count{route=\"/v1/articles/{id}\",method=\"GET\",status=\"2xx\"} 2",
+            "kmt_http_request_duration_seconds_count{route=\"/v1/articles/{id}\",method=\"GET\",status=\"4xx\"} 1",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} missing:\n{out}");
         }

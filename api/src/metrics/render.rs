@@ -131,6 +131,26 @@ pub fn render(
         s.usage.queued() as u64,
     );
 
+    let t = crate::otlp::stats();
+    header(
+        &mut out,
+        "kmt_otlp_spans_total",
+        "counter",
+        "Trace spans exported to the OTLP collector, dropped because its queue was full, or lost to a failed export (all 0 when export is off).",
+    );
+    for (outcome, n) in [
+        ("exported", &t.exported),
+        ("dropped", &t.dropped),
+        ("failed", &t.failed),
+    ] {
+        sample(
+            &mut out,
+            "kmt_otlp_spans_total",
+            &[("outcome", outcome)],
+            n.load(Ordering::Relaxed),
+        );
+    }
+
     let f = &s.follower;
     let checkpoint = f.checkpoint.load(Ordering::Relaxed);
     let head = f.head.load(Ordering::Relaxed);

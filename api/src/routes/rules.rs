@@ -52,7 +52,7 @@ pub async fn history(
     Path(category): Path<String>,
 ) -> ApiResult<Json<Vec<CategoryRule>>> {
     p.require(Permission::RuleAdmin)?;
-    Ok(Json(s.store.rule_history(&category).await?))
+    Ok(Json(engine::rules::history(&s.store, &category).await?))
 }
 
 /// Save a new version of a category's rules (`*` for the global default).

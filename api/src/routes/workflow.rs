@@ -170,12 +170,7 @@ fn optional_note(body: &[u8]) -> ApiResult<Option<String>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    Ok(serde_json::from_slice::<DecisionBody>(body)
-        .map_err(|e| crate::error::ApiError::BadRequest {
-            message: format!("invalid JSON body: {e}"),
-            field: None,
-        })?
-        .note)
+    Ok(crate::extract::json_body::<DecisionBody>(body)?.note)
 }
 
 /// Tasks for the caller (their roles' and their own; admins: all).

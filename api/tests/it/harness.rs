@@ -163,7 +163,7 @@ impl TestServer {
                 .unwrap();
             tokens.insert(name, t);
         }
-        TestServer::serve(ts, tokens, rate_limit, embed, usage).await
+        TestServer::serve(ts, tokens, rate_limit, embed, usage, Box::new(|_| {})).await
     }
 
     /// A lexical server over a store a test filled itself (a restored
@@ -187,7 +187,33 @@ impl TestServer {
             flush_interval: Duration::from_millis(50),
             ..Default::default()
         };
-        TestServer::serve(ts, tokens, None, embed, usage).await
+        TestServer::serve(ts, tokens, None, embed, usage, Box::new(|_| {})).await
+    }
+
+    /// A server over a store a test filled itself, with tokens for `users`
+    /// and the given embedding settings; `tweak` adjusts any other option
+    /// (snapshots, say) before the server starts.
+    pub async fn start_on_with(
+        ts: TestStore,
+        users: &[&'static str],
+        embed: indexer::embedder::EmbedArgs,
+        tweak: impl FnOnce(&mut ServeOptions) + Send + 'static,
+    ) -> TestServer {
+        let system = Principal::system();
+        let mut tokens = std::collections::HashMap::new();
+        for name in users {
+            let (t, h) = new_token();
+            ts.store
+                .create_token(&system, name, "test", &h)
+                .await
+                .unwrap();
+            tokens.insert(*name, t);
+        }
+        let usage = engine::usage::SinkConfig {
+            flush_interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        TestServer::serve(ts, tokens, None, embed, usage, Box::new(tweak)).await
     }
 
     async fn serve(
@@ -196,11 +222,12 @@ impl TestServer {
         rate_limit: Option<api::ratelimit::RateLimit>,
         embed: indexer::embedder::EmbedArgs,
         usage: engine::usage::SinkConfig,
+        tweak: Box<dyn FnOnce(&mut ServeOptions) + Send>,
     ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServeOptions {
+        let mut opts = ServeOptions {
             listen: addr,
             index_dir: ts.dir.path().join("index"),
             request_timeout: Duration::from_secs(10),
@@ -221,6 +248,7 @@ impl TestServer {
             // Tests retrain on demand (POST /v1/admin/recommendations/retrain).
             recommend_interval: Duration::from_secs(3600),
         };
+        tweak(&mut opts);
         let store = ts.store.clone();
         let task = tokio::spawn(async move {
             serve_on(store, opts, listener, |_| {}, async move {

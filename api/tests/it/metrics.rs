@@ -352,3 +352,286 @@ fn the_parser_unescapes_label_values() {
     assert_eq!(samples[1].name, "n");
     assert_eq!(samples[1].value, 1.5);
 }
+
+/// Issue 7's list, series by series, after traffic: request latency per
+/// route and status, search latency by mode, hits per query, index
+/// documents and size, indexer lag and batch times, embedding queue,
+/// escalations sent, audit rows not yet shipped, snapshot age — each with
+/// a value that agrees with what the test did and with the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_7_every_listed_series_after_traffic() {
+    use engine::auth::Principal;
+    use engine::model::{ArticleDraft, RuleSpec, Status};
+
+    use crate::harness::TestStore;
+
+    // Before the server starts: a review task overdue by years in a
+    // category with a one-step escalation path, so the scheduler's first
+    // run (at start) escalates it exactly once.
+    let ts = TestStore::new(Backend::Sqlite).await;
+    let system = Principal::system();
+    for (name, roles) in [
+        ("admin", vec!["admin"]),
+        ("alice", vec!["author"]),
+        ("rex", vec!["reviewer"]),
+    ] {
+        let roles: Vec<String> = roles.into_iter().map(String::from).collect();
+        ts.store
+            .create_user(&system, name, name, &roles)
+            .await
+            .unwrap();
+    }
+    let spec: RuleSpec =
+        serde_json::from_value(json!({"escalation": [{"after_hours": 24, "to_role": "reviewer"}]}))
+            .unwrap();
+    ts.store
+        .save_rule(&system, "collections", &spec)
+        .await
+        .unwrap();
+    let alice = ts.store.get_user("alice").await.unwrap().unwrap();
+    let alice = Principal {
+        user_id: Some(alice.id),
+        username: alice.username.clone(),
+        roles: alice.roles.clone(),
+    };
+    let draft = ArticleDraft {
+        slug: "lien-release".into(),
+        title: "Releasing a lien".into(),
+        summary: "- release the lien".into(),
+        body: "Body text long enough to be an article about liens.".into(),
+        category: "collections".into(),
+        tags: vec!["lien".into()],
+        audience: vec![],
+        status: Status::Draft,
+        review_due: None,
+    };
+    ts.store.create_article(&alice, draft).await.unwrap();
+    engine::workflow::submit(&ts.store, &alice, "lien-release")
+        .await
+        .unwrap();
+    // Same text format, year 2000: overdue whatever today is.
+    ts.raw_sql("UPDATE tasks SET due_at = '2000' || substr(due_at, 5) WHERE due_at IS NOT NULL")
+        .await;
+
+    let snapshots = ts.dir.path().join("snapshots");
+    let s = TestServer::start_on_with(
+        ts,
+        &["admin", "alice", "rex"],
+        indexer::embedder::EmbedArgs::default(),
+        move |o| {
+            o.snapshot = Some(indexer::snapshot::SnapshotConfig {
+                target: engine::audit_ship::TargetConfig::Dir(snapshots),
+                interval: Some(Duration::from_millis(200)),
+                keep: 2,
+            });
+        },
+    )
+    .await;
+
+    for (i, word) in ["numbat", "bilby", "dunnart"].iter().enumerate() {
+        let (code, v) = s
+            .call(
+                Method::POST,
+                "/v1/articles",
+                "admin",
+                Some(json!({
+                    "slug": format!("metric-{i}"), "title": format!("The {word} levy"),
+                    "summary": "- short", "body": format!("About the {word} levy and how to collect it."),
+                    "category": "collections", "tags": ["levy"], "status": "published"
+                })),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+    }
+    // A refused write, for a 4xx latency series.
+    let (code, _) = s
+        .call(
+            Method::POST,
+            "/v1/articles",
+            "admin",
+            Some(json!({"title": 5})),
+        )
+        .await;
+    assert_eq!(code, 400);
+
+    // Wait until words and vectors are indexed, then search in each mode.
+    let articles = s.ts.store.count_articles().await.unwrap() as f64;
+    let t0 = Instant::now();
+    loop {
+        let (samples, _) = scrape(&s).await;
+        if value(&samples, "kmt_index_documents") == articles
+            && value(&samples, "kmt_indexer_lag") == 0.0
+            && value(&samples, "kmt_vector_articles") == articles
+            && value(&samples, "kmt_embedding_queue") == 0.0
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "not indexed and embedded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut totals = Vec::new();
+    let mut by_mode = HashMap::<&str, u32>::new();
+    for (mode, q) in [
+        ("lexical", "levy"),
+        ("lexical", "numbat"),
+        ("lexical", "wallaby"),
+        ("semantic", "collecting a levy"),
+        ("hybrid", "bilby levy"),
+        ("hybrid", "dunnart"),
+    ] {
+        let (code, v) = s
+            .get_json(&format!("/v1/search?q={q}&mode={mode}"), Some("admin"))
+            .await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["mode"], mode, "{v}");
+        totals.push(v["total"].as_f64().unwrap());
+        *by_mode.entry(mode).or_default() += 1;
+    }
+    assert_eq!(totals[0], 3.0);
+    assert_eq!(totals[2], 0.0);
+
+    // Settle: batches counted, audit shipped, a snapshot published.
+    let store = s.ts.store.clone();
+    let last_audit = move || {
+        let store = store.clone();
+        async move {
+            store
+                .list_audit(&engine::store::AuditFilter {
+                    after_id: 0,
+                    limit: 100_000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .last()
+                .map_or(0, |a| a.id) as f64
+        }
+    };
+    let t0 = Instant::now();
+    let (samples, types) = loop {
+        let (samples, types) = scrape(&s).await;
+        let has = |n: &str| samples.iter().any(|x| x.name == n);
+        let settled = value(&samples, "kmt_indexer_batches_total")
+            == value(&samples, "kmt_indexer_batch_duration_seconds_count")
+            && value(&samples, "kmt_audit_unshipped_rows") == 0.0
+            && value(&samples, "kmt_audit_shipped_through_id") == last_audit().await
+            && has("kmt_snapshot_age_seconds")
+            && value(&samples, "kmt_snapshot_seq") == value(&samples, "kmt_indexer_checkpoint");
+        if settled {
+            break (samples, types);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "did not settle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(check_histograms(&samples, &types) >= 10);
+    let one = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let v: Vec<_> = samples
+            .iter()
+            .filter(|x| x.name == name && labels.iter().all(|(k, v)| x.label(k) == *v))
+            .collect();
+        assert_eq!(v.len(), 1, "{name} {labels:?}: {v:?}");
+        v[0].value
+    };
+
+    // Request latency per route and status (class), beside exact counts.
+    let posts = [("route", "/v1/articles"), ("method", "POST")];
+    assert_eq!(
+        one(
+            "kmt_http_requests_total",
+            &[posts[0], posts[1], ("status", "201")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        one(
+            "kmt_http_requests_total",
+            &[posts[0], posts[1], ("status", "400")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        one(
+            "kmt_http_request_duration_seconds_count",
+            &[posts[0], posts[1], ("status", "2xx")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        one(
+            "kmt_http_request_duration_seconds_count",
+            &[posts[0], posts[1], ("status", "4xx")]
+        ),
+        1.0
+    );
+    assert!(
+        one(
+            "kmt_http_request_duration_seconds_sum",
+            &[posts[0], posts[1], ("status", "2xx")]
+        ) > 0.0
+    );
+
+    // Search latency by mode; hits per query sum to the totals answered.
+    for mode in ["lexical", "semantic", "hybrid"] {
+        let n = one("kmt_search_duration_seconds_count", &[("mode", mode)]);
+        assert_eq!(n, f64::from(by_mode[mode]), "{mode}");
+        assert!(one("kmt_search_duration_seconds_sum", &[("mode", mode)]) > 0.0);
+    }
+    assert_eq!(
+        value(&samples, "kmt_search_hits_count"),
+        totals.len() as f64
+    );
+    assert_eq!(
+        value(&samples, "kmt_search_hits_sum"),
+        totals.iter().sum::<f64>()
+    );
+    // A search that found nothing lands in the le="0" bucket.
+    assert!(one("kmt_search_hits_bucket", &[("le", "0")]) >= 1.0);
+
+    // Index documents and size.
+    assert_eq!(value(&samples, "kmt_index_documents"), articles);
+    assert!(value(&samples, "kmt_index_size_bytes") > 1_000.0);
+
+    // Indexer lag and batch times: caught up with the store's outbox.
+    let head = s.ts.store.outbox_head().await.unwrap() as f64;
+    assert_eq!(value(&samples, "kmt_indexer_head"), head);
+    assert_eq!(value(&samples, "kmt_indexer_checkpoint"), head);
+    assert_eq!(value(&samples, "kmt_indexer_lag"), 0.0);
+    let batches = value(&samples, "kmt_indexer_batches_total");
+    assert!(batches >= 1.0);
+    assert_eq!(
+        value(&samples, "kmt_indexer_batch_duration_seconds_count"),
+        batches
+    );
+    assert!(value(&samples, "kmt_indexer_batch_duration_seconds_sum") > 0.0);
+
+    // Embedding queue: drained, every article embedded by the model.
+    assert_eq!(value(&samples, "kmt_semantic_enabled"), 1.0);
+    assert_eq!(value(&samples, "kmt_embedding_queue"), 0.0);
+    assert_eq!(value(&samples, "kmt_vector_articles"), articles);
+    let embedded = one("kmt_embedded_articles_total", &[("source", "computed")])
+        + one("kmt_embedded_articles_total", &[("source", "reused")]);
+    assert!(embedded >= articles, "{embedded} embedded");
+    assert!(value(&samples, "kmt_embedded_passages_total") >= articles);
+
+    // Escalations sent: the one overdue task, once.
+    assert_eq!(value(&samples, "kmt_escalations_total"), 1.0);
+
+    // Audit rows not yet shipped: none, everything through the last row.
+    assert_eq!(value(&samples, "kmt_audit_unshipped_rows"), 0.0);
+    assert_eq!(
+        value(&samples, "kmt_audit_shipped_through_id"),
+        last_audit().await
+    );
+    let age = value(&samples, "kmt_audit_last_shipment_age_seconds");
+    assert!((0.0..30.0).contains(&age), "audit shipment age {age}");
+
+    // Snapshot age: published by this process, of the current checkpoint.
+    let age = value(&samples, "kmt_snapshot_age_seconds");
+    assert!((0.0..30.0).contains(&age), "snapshot age {age}");
+    assert_eq!(value(&samples, "kmt_snapshot_seq"), head);
+
+    s.stop().await;
+}

@@ -314,6 +314,9 @@ impl ArticleDraft {
 
     /// Applies a patch, validating the result.
     pub fn apply(mut self, p: ArticlePatch) -> Result<Self> {
+        if p.expected_version.is_some_and(|v| v < 1) {
+            return Err(Error::invalid("expected_version", "must be at least 1"));
+        }
         if let Some(v) = p.slug {
             self.slug = v.trim().to_string();
         }

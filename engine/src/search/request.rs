@@ -186,7 +186,10 @@ impl Filter {
         match field.trim() {
             "category" => Ok(Filter::Category(value.to_lowercase())),
             "tags" | "tag" => Ok(Filter::Tag(value.to_lowercase())),
-            "status" => Ok(Filter::Status(value.parse()?)),
+            // The parameter at fault is the filter, whatever the field.
+            "status" => Ok(Filter::Status(
+                value.parse().map_err(|e: Error| bad(e.to_string()))?,
+            )),
             "audience" => Ok(Filter::Audience(value.to_lowercase())),
             f => Err(bad(format!(
                 "unknown filter field {f:?}; use category, tags, status, audience, updated_at or published_at"

@@ -4,6 +4,7 @@
 mod audit_ship;
 mod common;
 mod embed;
+mod fuzz;
 mod s3server;
 mod search;
 mod sections;
