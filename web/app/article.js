@@ -44,7 +44,7 @@ function fail(text) {
   $('status').textContent = '';
   $('content').hidden = true;
   $('error').hidden = false;
-  $('error').textContent = text;
+  $('error').replaceChildren(h('h1', {}, 'Article not available'), h('p', {}, text));
   document.title = 'Article not available — KMT';
 }
 
@@ -54,6 +54,7 @@ async function load() {
     return;
   }
   $('status').textContent = 'Loading the article…';
+  delete $('content').dataset.ready;
   try {
     article = await kmt.article(id, { level });
   } catch (e) {
@@ -83,7 +84,7 @@ function render(a) {
     ['Updated', day(a.updated_at)],
   ];
   if (a.review_due) meta.push(['Review due', day(a.review_due)]);
-  $('meta').replaceChildren(...meta.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  $('meta').replaceChildren(...meta.map(([k, v]) => h('div', {}, h('dt', {}, k), ' ', h('dd', {}, v))));
 
   for (const r of levelRadios()) {
     r.checked = r.value === a.level;

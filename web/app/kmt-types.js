@@ -522,6 +522,15 @@
  * @property {string[]} skipped people who may not read the article
  */
 
+// ---- knowledge-development prompts -----------------------------------------
+
+/**
+ * An explicit request for an article (`POST /v1/prompts/requests`).
+ * @typedef {object} ArticleRequest
+ * @property {string} query the normalised words asked for
+ * @property {number} requests how many people asked for these words
+ */
+
 // ---- operations -----------------------------------------------------------
 
 /**
