@@ -26,6 +26,8 @@ const kmt = shell.kmt;
 const state = { filters: new Set(/** @type {string[]} */ ([])), offset: 0 };
 /** @type {AbortController|undefined} */
 let inflight;
+/** The words of the results shown. */
+let renderedQ = '';
 /** @type {ReturnType<typeof setTimeout>|undefined} */
 let typing;
 
@@ -69,8 +71,12 @@ function render(res) {
       (shown < res.total ? `, showing ${state.offset + 1}–${state.offset + shown}` : '') +
       (res.relaxed ? ' (matching any word)' : '') + ` · ${res.mode}`;
   $('empty').hidden = res.total !== 0 || !q.value.trim();
-  $('ask-status').textContent = '';
-  /** @type {HTMLButtonElement} */ ($('ask')).disabled = false;
+  if (q.value !== renderedQ) {
+    // New words: they may be asked for (again the same words: keep the answer).
+    renderedQ = q.value;
+    $('ask-status').textContent = '';
+    /** @type {HTMLButtonElement} */ ($('ask')).disabled = false;
+  }
   const dym = $('dym');
   dym.hidden = !res.did_you_mean;
   $('dym-q').textContent = res.did_you_mean ?? '';
@@ -91,6 +97,7 @@ function render(res) {
     const snip = document.createElement('p');
     snip.className = 'snippet';
     snip.innerHTML = h.snippet; // escaped by the server; only <mark> is markup
+    plain(snip);
     li.append(a, meta, snip);
     return li;
   }));
@@ -100,6 +107,18 @@ function render(res) {
   $('page').textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pagesTotal}`;
   /** @type {HTMLButtonElement} */ ($('prev')).disabled = state.offset === 0;
   /** @type {HTMLButtonElement} */ ($('next')).disabled = state.offset + PAGE >= res.total;
+}
+
+/**
+ * Drops Markdown punctuation (`**`, `## `, backticks, table pipes) from a
+ * snippet's text, which is cut from the article's Markdown source.
+ * @param {HTMLElement} el
+ */
+function plain(el) {
+  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    n.textContent = (n.textContent ?? '').replace(/\*\*|__|`|(^|\s)#{1,6}\s|\s?\|\s?(?=\s|$)/g, ' ').replace(/\s{2,}/g, ' ');
+  }
 }
 
 /** Facet groups as checkbox lists with counts; chosen ones stay listed. @param {SearchResults} res */
@@ -178,7 +197,7 @@ $('ask').addEventListener('click', async () => {
   }
 });
 
-shell.onChange(() => { state.offset = 0; run(); });
+shell.onChange(() => { $('ask-status').textContent = ''; state.offset = 0; run(); });
 $('search').addEventListener('submit', (ev) => { ev.preventDefault(); state.offset = 0; run(); });
 q.addEventListener('input', () => {
   clearTimeout(typing);
@@ -188,6 +207,9 @@ for (const el of [mode, sort]) el.addEventListener('change', () => { state.offse
 $('dym-q').addEventListener('click', () => { q.value = $('dym-q').textContent ?? ''; state.offset = 0; run(); });
 $('prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - PAGE); run(); });
 $('next').addEventListener('click', () => { state.offset += PAGE; run(); });
+
+// On a phone the filters start folded, so the results come first.
+if (matchMedia('(max-width: 40rem)').matches) /** @type {HTMLDetailsElement} */ ($('filters')).open = false;
 
 const start = new URLSearchParams(location.search);
 q.value = start.get('q') ?? '';

@@ -199,3 +199,92 @@ test('keyboard only: search, open a result and rate it without a mouse', async (
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('an empty search offers "Ask for an article on this", which reaches the writers\' content gaps', async () => {
+  const { page, errors } = await newPage();
+  const q = 'Zorblax  quimbly festoons';
+  await page.goto(`${server.url}/?q=${encodeURIComponent(q)}&mode=lexical`);
+  assert.match(await shown(page, { q, mode: 'lexical' }), /^No articles found/);
+  // Anonymous readers are asked to sign in first.
+  await page.click('#ask');
+  await page.waitForFunction(() => /Sign in first/.test(document.getElementById('ask-status')?.textContent ?? ''));
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'username');
+  await signIn(page, server, 'vera');
+  assert.match(await shown(page, { q, mode: 'lexical' }), /^No articles found/);
+  await page.click('#ask');
+  await page.waitForFunction(() => /Thank you/.test(document.getElementById('ask-status')?.textContent ?? ''));
+  assert.match((await page.textContent('#ask-status')) ?? '', /"zorblax quimbly festoons" was sent to the writers/);
+  assert.equal(await page.isDisabled('#ask'), true, 'asked once');
+  const gaps = await api(server, 'alice', 'GET', '/v1/prompts/gaps');
+  const gap = gaps.body.find((/** @type {any} */ g) => g.suggested_title === 'zorblax quimbly festoons');
+  assert.ok(gap, JSON.stringify(gaps.body));
+  assert.equal(gap.requests, 1);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('article page: version diff, helpful vote, feedback and send for update; the person asked sees the unread count', async () => {
+  const a = await publishArticle(server, {
+    title: 'Stamping returned mail',
+    category: 'taxpayer-services',
+    tags: ['mail'],
+    summary: '- Stamp returned mail with the date received.',
+    body: 'Stamp each returned envelope with the date received.',
+  });
+  const upd = await api(server, 'admin', 'PUT', `/v1/articles/${a.id}`, { body: 'Stamp each returned envelope with the date received and scan it.' });
+  assert.equal(upd.status, 200, JSON.stringify(upd.body));
+
+  const { page, errors } = await newPage();
+  await page.goto(`${server.url}/`);
+  await signIn(page, server, 'diana');
+  await page.goto(`${server.url}/article?id=${a.id}&level=detailed`);
+  await articleReady(page);
+  assert.match(await page.locator('#body').innerText(), /and scan it/);
+
+  // History and the diff of the two versions.
+  assert.equal(await page.locator('#versions tbody tr').count(), 2);
+  await page.selectOption('#diff-from', '1');
+  await page.selectOption('#diff-to', '2');
+  await page.click('#diff-form button[type=submit]');
+  await page.waitForSelector('#diff h3');
+  assert.match(await page.locator('#diff del').allInnerTexts().then((t) => t.join('\n')), /^-Stamp each returned envelope with the date received\.$/m);
+  assert.match(await page.locator('#diff ins').allInnerTexts().then((t) => t.join('\n')), /\+.*and scan it/);
+
+  // The helpful vote is a pressed toggle.
+  await page.click('#helpful-yes');
+  await page.waitForSelector('#helpful-yes[aria-pressed="true"]');
+  assert.match((await page.textContent('#rating-summary')) ?? '', /1 found it helpful/);
+
+  // Feedback: an empty one is refused in the page, a real one is sent.
+  await page.click('#feedback-form button[type=submit]');
+  await page.fill('#feedback-text', 'Say which scanner to use.');
+  await page.click('#feedback-form button[type=submit]');
+  await page.waitForFunction(() => /Thank you/.test(document.getElementById('feedback-status')?.textContent ?? ''));
+
+  // Send for update (diana may assign): to vera, with a note.
+  assert.equal(await page.isVisible('#update-box'), true);
+  await page.fill('#update-users', 'vera');
+  await page.fill('#update-note', 'Name the scanner.');
+  await page.click('#update-form button[type=submit]');
+  await page.waitForFunction(() => /Sent: 1 update task opened/.test(document.getElementById('update-status')?.textContent ?? ''));
+  // An unknown user is reported, not swallowed.
+  await page.fill('#update-users', 'nobody-here');
+  await page.click('#update-form button[type=submit]');
+  await page.waitForFunction(() => /Sending for update/.test(document.getElementById('update-status')?.textContent ?? ''));
+  await page.close();
+
+  // Vera is told, and the header counts it.
+  const v = await newPage();
+  await v.page.goto(`${server.url}/`);
+  await signIn(v.page, server, 'vera');
+  await v.page.waitForSelector('#unread:not([hidden])');
+  const n = Number(await v.page.textContent('#unread'));
+  assert.ok(n >= 1, `unread ${n}`);
+  assert.equal(await v.page.getAttribute('#nav-notifications', 'aria-label'), `Notifications, ${n} unread`);
+  // Vera may not send for update.
+  await v.page.goto(`${server.url}/article?id=${a.id}`);
+  await articleReady(v.page);
+  assert.equal(await v.page.isVisible('#update-box'), false);
+  assert.deepEqual([...errors, ...v.errors], []);
+  await v.page.close();
+});

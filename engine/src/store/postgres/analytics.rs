@@ -91,10 +91,11 @@ impl PgStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM article_requests WHERE query_norm = $1")
-            .bind(query_norm)
-            .fetch_one(&mut *tx)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM article_requests WHERE query_norm = $1")
+                .bind(query_norm)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(n)
     }

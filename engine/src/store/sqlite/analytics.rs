@@ -91,10 +91,11 @@ impl SqliteStore {
         .bind(at)
         .execute(&mut *w.tx)
         .await?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM article_requests WHERE query_norm = ?1")
-            .bind(query_norm)
-            .fetch_one(&mut *w.tx)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM article_requests WHERE query_norm = ?1")
+                .bind(query_norm)
+                .fetch_one(&mut *w.tx)
+                .await?;
         self.finish(w, Vec::new()).await?;
         Ok(n)
     }
