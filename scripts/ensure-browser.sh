@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run by `make web-test`: makes sure the browser tests have what they need —
 # Debian's chromium at /usr/bin/chromium, and in web/node_modules the
-# pinned playwright-core (no browser download of its own) and typescript
-# (checks the client library's JSDoc types). Safe to run again: it does
+# pinned playwright-core (no browser download of its own), typescript
+# (checks the client library's JSDoc types) and axe-core (the pages'
+# accessibility check). Safe to run again: it does
 # nothing when all of them are there.
 #
 # Installing chromium needs apt-get and root (or sudo without a password);
@@ -36,8 +37,9 @@ fi
 cd "$root/web"
 if [ ! -f node_modules/playwright-core/package.json ] ||
   [ ! -f node_modules/typescript/package.json ] ||
+  [ ! -f node_modules/axe-core/package.json ] ||
   [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "ensure-browser: npm ci (playwright-core and typescript, pinned in web/package-lock.json)" >&2
+  echo "ensure-browser: npm ci (playwright-core, typescript and axe-core, pinned in web/package-lock.json)" >&2
   # playwright-core downloads no browser; the variable makes sure of it.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2
 fi

@@ -42,7 +42,7 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
         notifications::list, notifications::mark_read,
         rules::list, rules::effective, rules::history, rules::save,
         usage::events, usage::ratings, usage::rate, usage::helpful, usage::feedback, usage::privacy, usage::set_privacy, usage::my_history, usage::user_history,
-        prompts::gaps, prompts::updates, prompts::classify, analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
+        prompts::gaps, prompts::updates, prompts::classify, prompts::request_article, analytics::articles, analytics::queries, analytics::timeseries, analytics::assign, analytics::assignments, analytics::my_assignments,
         channels::create_webhook, channels::list_webhooks, channels::delete_webhook, channels::feed,
         audit::list, session::sign_in, session::current, session::sign_out, session::login, session::logout, session::set_password, users::me, users::preferences, users::set_preferences, users::roles, users::create_group, users::list, users::create, users::set_roles, users::set_contact, users::create_token, users::reindex,
         recommend::mine, recommend::also_used, recommend::retrain,
@@ -171,6 +171,7 @@ pub fn router(state: AppState, request_timeout: Duration, rate_limit: Option<Rat
         .route("/v1/prompts/gaps", get(prompts::gaps))
         .route("/v1/prompts/updates", get(prompts::updates))
         .route("/v1/prompts/classify", post(prompts::classify))
+        .route("/v1/prompts/requests", post(prompts::request_article))
         .route("/v1/analytics/queries", get(analytics::queries))
         .route("/v1/analytics/timeseries", get(analytics::timeseries))
         .route(

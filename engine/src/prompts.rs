@@ -2,7 +2,8 @@
 //! draft belongs.
 //!
 //! - **Gaps**: searches that found nothing, or found something nobody
-//!   clicked, grouped by meaning (their query embeddings; by shared words
+//!   clicked, and explicit requests ("ask for an article on this",
+//!   [`request_article`]), grouped by meaning (their query embeddings; by shared words
 //!   without a model). Each group is a suggested new article with its
 //!   example queries, how often they were asked and the category its
 //!   nearest readable articles are in.
@@ -50,6 +51,8 @@ pub struct GapQuery {
     pub searches: i64,
     /// Times it found nothing.
     pub zero_results: i64,
+    /// People who explicitly asked for an article on it.
+    pub requests: i64,
 }
 
 /// A suggested new article: searches that went unanswered, grouped.
@@ -63,11 +66,56 @@ pub struct Gap {
     pub searches: i64,
     /// Searches that found nothing.
     pub zero_results: i64,
+    /// People who explicitly asked for an article on one of its queries.
+    pub requests: i64,
     /// The most asked queries, most asked first.
     pub queries: Vec<GapQuery>,
 }
 
-/// Gaps in the knowledge base in a window, most asked first.
+/// Longest request for an article, in characters.
+pub const MAX_REQUEST: usize = 200;
+
+/// "Ask for an article on this": the words a reader searched for.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+pub struct NewArticleRequest {
+    /// What the reader searched for (1–200 characters).
+    pub query: String,
+}
+
+/// A recorded request for an article.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ArticleRequest {
+    /// The words asked for, normalised as analytics groups queries.
+    pub query: String,
+    /// How many people have asked for an article on these words.
+    pub requests: i64,
+}
+
+/// Records a signed-in reader's explicit request for an article on what
+/// they searched for. It makes the query a gap at once (a search asked once
+/// is not shown, but a request is meant to be seen; it carries no name).
+pub async fn request_article(
+    store: &Store,
+    p: &Principal,
+    req: NewArticleRequest,
+) -> Result<ArticleRequest> {
+    let user_id = p.user_id.ok_or(Error::Unauthenticated)?;
+    let query = crate::usage::normalise_query(&req.query);
+    if query.is_empty() || query.chars().count() > MAX_REQUEST {
+        return Err(Error::Invalid {
+            field: "query".into(),
+            message: format!("must be 1-{MAX_REQUEST} characters of text"),
+        });
+    }
+    let requests = store
+        .record_article_request(user_id, &query, Utc::now())
+        .await?;
+    tracing::info!(requests, "article requested");
+    Ok(ArticleRequest { query, requests })
+}
+
+/// Gaps in the knowledge base in a window: those people asked for first,
+/// then the most searched.
 pub async fn gaps(
     store: &Store,
     index: &SearchIndex,
@@ -76,16 +124,33 @@ pub async fn gaps(
     limit: usize,
 ) -> Result<Vec<Gap>> {
     let stats = store.query_stats(window, QUERY_SCAN).await?;
+    let mut requested: HashMap<String, i64> =
+        store.article_requests(window).await?.into_iter().collect();
     let mut cands: Vec<GapQuery> = stats
         .into_iter()
-        .filter(|s| s.searches >= MIN_ASKED && s.clicked_searches == 0)
-        .map(|s| GapQuery {
-            query: s.query,
-            searches: s.searches,
-            zero_results: s.zero_results,
+        .filter_map(|s| {
+            let requests = requested.remove(&s.query).unwrap_or(0);
+            let unanswered = s.searches >= MIN_ASKED && s.clicked_searches == 0;
+            (unanswered || requests > 0).then_some(GapQuery {
+                query: s.query,
+                searches: s.searches,
+                zero_results: s.zero_results,
+                requests,
+            })
         })
         .collect();
-    cands.sort_by(|a, b| b.searches.cmp(&a.searches).then(a.query.cmp(&b.query)));
+    // Requested words whose searches fell outside the scan (or the window).
+    cands.extend(requested.into_iter().map(|(query, requests)| GapQuery {
+        query,
+        searches: 0,
+        zero_results: 0,
+        requests,
+    }));
+    cands.sort_by(|a, b| {
+        (b.requests, b.searches)
+            .cmp(&(a.requests, a.searches))
+            .then(a.query.cmp(&b.query))
+    });
     cands.truncate(MAX_CANDIDATES);
     let (index2, queries) = (index.clone(), cands.clone());
     let groups = tokio::task::spawn_blocking(move || group(&index2, &queries))
@@ -95,19 +160,24 @@ pub async fn gaps(
         .into_iter()
         .map(|members| {
             let mut queries: Vec<GapQuery> = members.iter().map(|&i| cands[i].clone()).collect();
-            queries.sort_by(|a, b| b.searches.cmp(&a.searches).then(a.query.cmp(&b.query)));
+            queries.sort_by(|a, b| {
+                (b.requests, b.searches)
+                    .cmp(&(a.requests, a.searches))
+                    .then(a.query.cmp(&b.query))
+            });
             Gap {
                 suggested_title: queries[0].query.clone(),
                 category: None,
                 searches: queries.iter().map(|q| q.searches).sum(),
                 zero_results: queries.iter().map(|q| q.zero_results).sum(),
+                requests: queries.iter().map(|q| q.requests).sum(),
                 queries: queries.into_iter().take(EXAMPLES).collect(),
             }
         })
         .collect();
     gaps.sort_by(|a, b| {
-        b.searches
-            .cmp(&a.searches)
+        (b.requests, b.searches)
+            .cmp(&(a.requests, a.searches))
             .then(a.suggested_title.cmp(&b.suggested_title))
     });
     gaps.truncate(limit);

@@ -8,7 +8,7 @@ import {
   kmt, startPage, needSignIn, byId, h, names, announce, describe,
   showFieldErrors, clearFieldErrors, errorsByField,
 } from './page-common.js';
-import { parse, render } from './markdown.js';
+import { renderMarkdown } from './markdown.js';
 
 /** @typedef {import('./kmt-types.js').ArticleView} ArticleView */
 /** @typedef {import('./kmt-types.js').RuleSpec} RuleSpec */
@@ -307,9 +307,9 @@ function preview() {
   out.replaceChildren(
     h('h3', { text: title.value.trim() || 'Untitled' }),
     h('h3', { class: 'level', text: 'Summary' }),
-    h('div', {}, render(parse(summary.value))),
+    h('div', {}, renderMarkdown(summary.value)),
     h('h3', { class: 'level', text: 'Details' }),
-    h('div', {}, render(parse(body.value))));
+    h('div', {}, renderMarkdown(body.value)));
 }
 
 /** Inserts a section block at the cursor of the chosen field (around any selection). */

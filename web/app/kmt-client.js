@@ -69,6 +69,7 @@
 /** @typedef {import('./kmt-types.js').AuditEntry} AuditEntry */
 /** @typedef {import('./kmt-types.js').AuditParams} AuditParams */
 /** @typedef {import('./kmt-types.js').Readiness} Readiness */
+/** @typedef {import('./kmt-types.js').ArticleRequest} ArticleRequest */
 
 /**
  * What went wrong: `http` (the server answered with an error status),
@@ -558,6 +559,14 @@ export class KmtClient {
    * @returns {Promise<UpdatePrompt[]>}
    */
   updatePrompts(p = {}) { return this.get('/v1/prompts/updates', { query: { days: p.days, limit: p.limit } }); }
+  // ---- knowledge-development prompts --------------------------------------
+
+  /**
+   * "Ask for an article on this": records that the caller wants an article
+   * on what they searched for; it counts in the writers' content gaps.
+   * @param {string} query @returns {Promise<ArticleRequest>}
+   */
+  requestArticle(query) { return this.post('/v1/prompts/requests', { query }); }
 
   // ---- operations --------------------------------------------------------
 

@@ -529,6 +529,7 @@
  * @property {string} query normalised
  * @property {number} searches
  * @property {number} zero_results
+ * @property {number} requests times people asked for an article on it
  */
 
 /**
@@ -538,6 +539,7 @@
  * @property {string|null} [category] the category of the nearest readable articles
  * @property {number} searches
  * @property {number} zero_results
+ * @property {number} requests explicit "ask for an article" requests
  * @property {GapQuery[]} queries most asked first
  */
 
@@ -555,6 +557,13 @@
  * @property {number} uses
  * @property {number} previous_uses
  * @property {UpdateReason[]} reasons
+ */
+
+/**
+ * An explicit request for an article (`POST /v1/prompts/requests`).
+ * @typedef {object} ArticleRequest
+ * @property {string} query the normalised words asked for
+ * @property {number} requests how many people asked for these words
  */
 
 // ---- operations -----------------------------------------------------------

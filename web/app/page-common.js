@@ -9,18 +9,18 @@
  * Contract for a page: `const session = await startPage('editor')`, then
  * render into `<main id="main">`. `session` is `null` when nobody is
  * signed in (the header shows the sign-in form; signing in reloads the
- * page). The shared `shell.js` may replace the header part; pages only use
- * `startPage`, `refreshUnread`, `kmt` and the helpers.
+ * page). Pages only use `startPage`, `refreshUnread`, `kmt` and the helpers.
  */
 import { KmtClient, KmtError } from './kmt-client.js';
+import { mountShell } from './shell.js';
 
 /** @typedef {import('./kmt-types.js').SessionInfo} SessionInfo */
+/** @typedef {import('./shell.js').Shell} Shell */
 
 /** The one client of the page (cookie session, CSRF on writes). */
 export const kmt = new KmtClient();
 
-/** The pages in the navigation: [name, path, label]. */
-const NAV = /** @type {const} */ ([
+/** @type {const} */ ([
   ['search', '/', 'Search'],
   ['editor', '/editor', 'Write'],
   ['review', '/review', 'Review'],
@@ -110,76 +110,24 @@ export function announce(text) {
   if (s) s.textContent = text;
 }
 
+/** The page's shell (the shared header), once `startPage` has drawn it. @type {Shell|undefined} */
+let shell;
+
 /** Refreshes the unread count in the header (quietly: it is a hint). */
 export async function refreshUnread() {
-  const badge = document.getElementById('shell-unread');
-  if (!badge) return;
-  try {
-    const n = await kmt.unreadCount();
-    badge.textContent = n > 0 ? ` (${n} unread)` : '';
-    badge.dataset.count = String(n);
-  } catch {
-    badge.textContent = '';
-  }
+  await shell?.refreshUnread();
 }
 
 /**
- * Draws the header into `#shell` and finds the session.
- * @param {string} current the page's name in the navigation
+ * Draws the shared header (`shell.js`) into `#shell` and finds the session;
+ * signing in or out there reloads the page.
+ * @param {'search'|'editor'|'review'|'notifications'|'admin'|'dashboard'} current the page's entry in the navigation
  * @returns {Promise<SessionInfo|null>}
  */
 export async function startPage(current) {
-  const session = await kmt.session().catch(() => null);
-  const shell = document.getElementById('shell');
-  if (shell) {
-    shell.className = 'top';
-    const nav = h('nav', { attrs: { 'aria-label': 'Main' } },
-      h('ul', {}, ...NAV.map(([name, path, label]) => h('li', {},
-        h('a', { attrs: { href: path, 'aria-current': name === current ? 'page' : undefined } },
-          label, name === 'notifications' ? h('span', { attrs: { id: 'shell-unread' } }) : null)))));
-    shell.replaceChildren(
-      h('a', { class: 'skip', attrs: { href: '#main' }, text: 'Skip to content' }),
-      h('a', { class: 'brand', attrs: { href: '/' }, text: 'KMT' }),
-      nav,
-      session ? signedIn(session) : signInForm(),
-    );
-  }
-  if (session) refreshUnread();
-  return session;
-}
-
-/** @param {SessionInfo} s */
-function signedIn(s) {
-  return h('div', { class: 'signin', attrs: { id: 'shell-who' } },
-    h('span', { attrs: { id: 'shell-user' }, text: `Signed in as ${s.username}` }),
-    h('button', {
-      attrs: { type: 'button', id: 'shell-signout' },
-      text: 'Sign out',
-      on: { click: async () => { await kmt.signOut().catch(() => {}); location.reload(); } },
-    }));
-}
-
-function signInForm() {
-  const user = h('input', { attrs: { id: 'shell-username', name: 'username', autocomplete: 'username', required: true } });
-  const pass = h('input', { attrs: { id: 'shell-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true } });
-  const err = h('p', { class: 'error', attrs: { id: 'shell-error', role: 'alert' } });
-  const form = h('form', { class: 'signin', attrs: { id: 'shell-signin', 'aria-label': 'Sign in' } },
-    h('label', { attrs: { for: 'shell-username' }, text: 'User' }), user,
-    h('label', { attrs: { for: 'shell-password' }, text: 'Password' }), pass,
-    h('button', { attrs: { type: 'submit' }, text: 'Sign in' }), err);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    err.textContent = '';
-    try {
-      await kmt.signIn(user.value, pass.value);
-      location.reload();
-    } catch (e) {
-      err.textContent = e instanceof KmtError && e.status === 401
-        ? 'Wrong user name or password.'
-        : `Sign-in failed: ${describe(e)}`;
-    }
-  });
-  return form;
+  shell = await mountShell({ kmt, current: current === 'search' ? '/' : `/${current}` });
+  shell.onChange(() => location.reload());
+  return shell.me.username ? kmt.session().catch(() => null) : null;
 }
 
 /**

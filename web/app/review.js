@@ -7,7 +7,8 @@ import {
   kmt, startPage, needSignIn, byId, h, announce, describe, when, refreshUnread,
   showFieldErrors, clearFieldErrors, errorsByField,
 } from './page-common.js';
-import { parse, render, lineDiff } from './markdown.js';
+import { renderMarkdown } from './markdown.js';
+import { lineDiff } from './diff.js';
 
 /** @typedef {import('./kmt-types.js').Task} Task */
 /** @typedef {import('./kmt-types.js').ArticleView} ArticleView */
@@ -104,8 +105,8 @@ async function openSubmission(t) {
   ].join(' · ');
   byId('changes').replaceChildren(await changes(a, wc));
   byId('submission-preview').replaceChildren(
-    h('h4', { text: 'Summary' }), h('div', {}, render(parse(shown.summary))),
-    h('h4', { text: 'Details' }), h('div', {}, render(parse(shown.body))));
+    h('h4', { text: 'Summary' }), h('div', {}, renderMarkdown(shown.summary)),
+    h('h4', { text: 'Details' }), h('div', {}, renderMarkdown(shown.body)));
   note.value = '';
   clearFieldErrors(byId('decision'));
   panel.hidden = false;

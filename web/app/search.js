@@ -1,8 +1,11 @@
 // The search page: results as you type, suggestions, facet filters with
-// counts, the mode switch, did-you-mean and pages. It talks to the API only
-// through the client library; it has no inline script or style (the CSP
-// forbids them).
-import { KmtClient, KmtError } from './kmt-client.js';
+// counts, the mode switch, did-you-mean, pages, and "ask for an article on
+// this" when nothing is found. It talks to the API only through the client
+// library; it has no inline script or style (the CSP forbids them). The
+// words and mode are kept in the address (`?q=…&mode=…`), so the back
+// button returns to the same results.
+import { KmtError } from './kmt-client.js';
+import { mountShell } from './shell.js';
 
 /** @typedef {import('./kmt-types.js').SearchResults} SearchResults */
 
@@ -16,12 +19,15 @@ const q = /** @type {HTMLInputElement} */ ($('q'));
 const mode = /** @type {HTMLSelectElement} */ ($('mode'));
 const sort = /** @type {HTMLSelectElement} */ ($('sort'));
 const status = $('status'), hits = $('hits'), facets = $('facets'), pages = $('pages');
-const kmt = new KmtClient();
+const shell = await mountShell({ current: '/' });
+const kmt = shell.kmt;
 
 /** What is searched: the words, chosen filters ("field:value"), page. */
 const state = { filters: new Set(/** @type {string[]} */ ([])), offset: 0 };
 /** @type {AbortController|undefined} */
 let inflight;
+/** The words of the results shown. */
+let renderedQ = '';
 /** @type {ReturnType<typeof setTimeout>|undefined} */
 let typing;
 
@@ -51,6 +57,7 @@ async function run() {
     return;
   }
   render(res);
+  remember();
   Object.assign(hits.dataset, asked);
   hits.removeAttribute('aria-busy');
 }
@@ -63,14 +70,20 @@ function render(res) {
     : `${res.total} article${res.total === 1 ? '' : 's'}` +
       (shown < res.total ? `, showing ${state.offset + 1}–${state.offset + shown}` : '') +
       (res.relaxed ? ' (matching any word)' : '') + ` · ${res.mode}`;
-  $('empty').hidden = res.total !== 0;
+  $('empty').hidden = res.total !== 0 || !q.value.trim();
+  if (q.value !== renderedQ) {
+    // New words: they may be asked for (again the same words: keep the answer).
+    renderedQ = q.value;
+    $('ask-status').textContent = '';
+    /** @type {HTMLButtonElement} */ ($('ask')).disabled = false;
+  }
   const dym = $('dym');
   dym.hidden = !res.did_you_mean;
   $('dym-q').textContent = res.did_you_mean ?? '';
   hits.replaceChildren(...res.hits.map((h, i) => {
     const li = document.createElement('li');
     const a = document.createElement('a');
-    a.href = `/v1/articles/${h.id}`;
+    a.href = `/article?id=${h.id}`;
     a.textContent = h.title;
     a.addEventListener('click', () => {
       // Reported in the background; a failure must not stop the reader.
@@ -84,6 +97,7 @@ function render(res) {
     const snip = document.createElement('p');
     snip.className = 'snippet';
     snip.innerHTML = h.snippet; // escaped by the server; only <mark> is markup
+    plain(snip);
     li.append(a, meta, snip);
     return li;
   }));
@@ -93,6 +107,18 @@ function render(res) {
   $('page').textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pagesTotal}`;
   /** @type {HTMLButtonElement} */ ($('prev')).disabled = state.offset === 0;
   /** @type {HTMLButtonElement} */ ($('next')).disabled = state.offset + PAGE >= res.total;
+}
+
+/**
+ * Drops Markdown punctuation (`**`, `## `, backticks, table pipes) from a
+ * snippet's text, which is cut from the article's Markdown source.
+ * @param {HTMLElement} el
+ */
+function plain(el) {
+  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    n.textContent = (n.textContent ?? '').replace(/\*\*|__|`|(^|\s)#{1,6}\s|\s?\|\s?(?=\s|$)/g, ' ').replace(/\s{2,}/g, ' ');
+  }
 }
 
 /** Facet groups as checkbox lists with counts; chosen ones stay listed. @param {SearchResults} res */
@@ -141,34 +167,37 @@ async function suggest() {
   }
 }
 
-/** Shows who is signed in (or the sign-in form). @param {{username: string}|null} s */
-function showSession(s) {
-  /** @type {HTMLFormElement} */ ($('signin')).hidden = !!s;
-  $('who').hidden = !s;
-  $('who-name').textContent = s ? `Signed in as ${s.username}` : '';
+/** Keeps the words and mode in the address bar (no new history entry per keystroke). */
+function remember() {
+  const u = new URL(location.href);
+  u.search = '';
+  if (q.value) u.searchParams.set('q', q.value);
+  if (mode.value) u.searchParams.set('mode', mode.value);
+  history.replaceState(null, '', u);
 }
 
-$('signin').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const user = /** @type {HTMLInputElement} */ ($('username'));
-  const pass = /** @type {HTMLInputElement} */ ($('password'));
-  $('signin-error').textContent = '';
+// "Ask for an article on this": an explicit request, counted in the
+// writers' content gaps.
+$('ask').addEventListener('click', async () => {
+  const btn = /** @type {HTMLButtonElement} */ ($('ask'));
+  const out = $('ask-status');
+  if (!shell.me.username) {
+    out.textContent = 'Sign in first (top of the page) to ask for an article.';
+    /** @type {HTMLInputElement} */ ($('username')).focus();
+    return;
+  }
+  btn.disabled = true;
   try {
-    showSession(await kmt.signIn(user.value, pass.value));
-    pass.value = '';
-    state.offset = 0;
-    run();
+    const r = await kmt.requestArticle(q.value);
+    out.textContent = `Thank you: your request for "${r.query}" was sent to the writers` +
+      (r.requests > 1 ? ` (${r.requests} people have asked).` : '.');
   } catch (e) {
-    $('signin-error').textContent = e instanceof KmtError && e.status === 401
-      ? 'Wrong user name or password.'
-      : `Sign-in failed: ${e instanceof KmtError ? e.detail : e}`;
+    btn.disabled = false;
+    out.textContent = `Could not send the request: ${e instanceof KmtError ? e.detail || e.message : e}`;
   }
 });
-$('signout').addEventListener('click', async () => {
-  await kmt.signOut().catch(() => {});
-  showSession(null);
-  run();
-});
+
+shell.onChange(() => { $('ask-status').textContent = ''; state.offset = 0; run(); });
 $('search').addEventListener('submit', (ev) => { ev.preventDefault(); state.offset = 0; run(); });
 q.addEventListener('input', () => {
   clearTimeout(typing);
@@ -179,5 +208,10 @@ $('dym-q').addEventListener('click', () => { q.value = $('dym-q').textContent ??
 $('prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - PAGE); run(); });
 $('next').addEventListener('click', () => { state.offset += PAGE; run(); });
 
-showSession(await kmt.session().catch(() => null));
+// On a phone the filters start folded, so the results come first.
+if (matchMedia('(max-width: 40rem)').matches) /** @type {HTMLDetailsElement} */ ($('filters')).open = false;
+
+const start = new URLSearchParams(location.search);
+q.value = start.get('q') ?? '';
+if (Array.from(mode.options).some((o) => o.value === start.get('mode'))) mode.value = start.get('mode') ?? '';
 run();

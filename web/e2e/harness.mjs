@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,15 +26,24 @@ export function kmtBinary() {
  * @typedef {object} Server
  * @property {string} url base URL, no trailing slash
  * @property {Record<string, {password: string, token: string}>} accounts the demo accounts
+ * @property {boolean} semantic whether semantic search is on (the model embedded the corpus)
  * @property {() => string} log what the server printed so far
  * @property {() => Promise<void>} stop
  */
 
+/** The local embedding model's directory (`KMT_MODEL_DIR`, else where `make model` puts it). */
+export function modelDir() {
+  const cache = process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache');
+  return process.env.KMT_MODEL_DIR ?? path.join(cache, 'kmt', 'models', 'all-MiniLM-L6-v2');
+}
+
 /**
  * Starts `kmt demo` on a free port (`--port 0`, the printed URL says
- * which) with a temp data dir and the semantic model off, and waits until
- * `/readyz` answers 200.
- * @param {{timeoutMs?: number}} [opts]
+ * which) with a temp data dir, and waits until `/readyz` answers 200.
+ * The semantic model is off unless `semantic: true`: then the local model
+ * (`modelDir()`, fetched by `make model`) must be present, and the server
+ * is ready once every demo article is embedded.
+ * @param {{timeoutMs?: number, semantic?: boolean}} [opts]
  * @returns {Promise<Server>}
  */
 export async function startServer(opts = {}) {
@@ -42,8 +51,16 @@ export async function startServer(opts = {}) {
   if (!existsSync(bin)) {
     throw new Error(`no kmt binary at ${bin}: run \`cargo build -p kmt-api\` or set KMT_BIN`);
   }
+  if (opts.semantic && !existsSync(path.join(modelDir(), 'model.safetensors'))) {
+    throw new Error(`semantic search needs the model in ${modelDir()}: run \`make model\``);
+  }
   const data = await mkdtemp(path.join(tmpdir(), 'kmt-e2e-data-'));
-  const env = { ...process.env, KMT_EMBEDDER: 'off', RUST_LOG: process.env.RUST_LOG ?? 'warn' };
+  const env = {
+    ...process.env,
+    KMT_EMBEDDER: opts.semantic ? 'local' : 'off',
+    RUST_LOG: process.env.RUST_LOG ?? 'warn',
+  };
+  if (opts.semantic) env.KMT_MODEL_DIR = modelDir();
   // The demo's own embedded store, never a database from the environment.
   for (const k of ['DATABASE_URL', 'KMT_LISTEN', 'KMT_PORT', 'KMT_DATA_DIR', 'KMT_INDEX_DIR']) delete env[k];
   const child = spawn(bin, ['demo', '--listen', '127.0.0.1:0', '--port', '0', '--data', data], {
@@ -66,7 +83,7 @@ export async function startServer(opts = {}) {
   };
 
   try {
-    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    const deadline = Date.now() + (opts.timeoutMs ?? (opts.semantic ? 240_000 : 60_000));
     let url;
     while (!url) {
       if (child.exitCode !== null) throw new Error(`kmt demo exited with ${child.exitCode}:\n${out}`);
@@ -75,12 +92,15 @@ export async function startServer(opts = {}) {
       if (!url) await sleep(100);
     }
     while (true) {
-      if (Date.now() > deadline) throw new Error(`${url}/readyz never answered 200:\n${out}`);
-      const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`${url}/readyz never answered 200${opts.semantic ? ' with every article embedded' : ''}:\n${out}`);
+      /** @type {any} */
+      const ready = await fetch(`${url}/readyz`).then((r) => (r.ok ? r.json() : null), () => null);
+      const sem = ready?.semantic;
+      if (ready && (!opts.semantic || (sem?.status === 'on' && sem.synced && sem.queue === 0 && sem.articles > 0))) break;
+      if (opts.semantic && sem?.status === 'off' && sem.reason) throw new Error(`semantic search is off: ${sem.reason}`);
       await sleep(200);
     }
-    return { url, accounts: parseAccounts(out), log: () => out, stop };
+    return { url, accounts: parseAccounts(out), semantic: !!opts.semantic, log: () => out, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -158,13 +178,13 @@ export async function launchChromium() {
  * @param {string} user
  */
 export async function signInShell(page, server, user) {
-  await page.fill('#shell-username', user);
-  await page.fill('#shell-password', server.accounts[user].password);
+  await page.fill('#username', user);
+  await page.fill('#password', server.accounts[user].password);
   await Promise.all([
     page.waitForEvent('load'),
-    page.click('#shell-signin button[type=submit]'),
+    page.click('#signin button[type=submit]'),
   ]);
-  await page.waitForSelector('#shell-user');
+  await page.waitForSelector('#who:not([hidden])');
 }
 
 /**

@@ -1,61 +1,48 @@
-// The preview's Markdown parser (pure; the DOM half only uses
-// createElement/textContent) and the review page's line diff.
+// The article Markdown renderer: structure, sections, and safety (text is
+// never markup; unsafe links are dropped).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { parse, inline, safeHref, sectionAttrs, lineDiff } from '../app/markdown.js';
+import { parseMarkdown, inline, safeHref } from '../app/markdown.js';
 
-test('blocks: headings, paragraphs, lists, code, quotes, rules', () => {
-  const b = parse('# Title\n\nOne\nline two\n\n- a\n- b\n\n1. x\n2. y\n\n```\n<b>raw</b>\n```\n\n> quoted\n\n---');
-  assert.deepEqual(b.map((x) => x.type), ['heading', 'para', 'list', 'list', 'code', 'quote', 'hr']);
-  assert.deepEqual(b[1], { type: 'para', inlines: [{ type: 'text', text: 'One line two' }] });
-  assert.equal(/** @type {any} */ (b[2]).ordered, false);
-  assert.equal(/** @type {any} */ (b[3]).ordered, true);
-  assert.equal(/** @type {any} */ (b[4]).text, '<b>raw</b>');
+test('headings shift below the title; paragraphs, lists and tables', () => {
+  const md = '## Steps\n\n1. First **bold**\n2. Second\n   more\n\n- a\n  - nested\n- b\n\n| A | B |\n|---|--:|\n| 1 | 2 |\n\nPlain *em* and `code`.';
+  const [h, ol, ul, table, p] = /** @type {any[]} */ (parseMarkdown(md));
+  assert.equal(h.tag, 'h3');
+  assert.deepEqual(h.children, ['Steps']);
+  assert.equal(ol.tag, 'ol');
+  assert.equal(ol.children.length, 2);
+  assert.deepEqual(ol.children[0].children, ['First ', { tag: 'strong', attrs: {}, children: ['bold'] }]);
+  assert.deepEqual(ol.children[1].children, ['Second', ' ', 'more']);
+  assert.equal(ul.tag, 'ul');
+  assert.equal(ul.children[0].children[1].tag, 'ul', 'nested list in the item before');
+  assert.equal(table.children[0].tag, 'table');
+  assert.equal(table.children[0].children[1].children[0].children[1].attrs.class, 'align-right');
+  assert.equal(p.tag, 'p');
+  assert.deepEqual(p.children.map((/** @type {any} */ c) => c.tag ?? c), ['Plain ', 'em', ' and ', 'code', '.']);
 });
 
-test('inline: strong, emphasis, code, links; markup stays text', () => {
-  assert.deepEqual(inline('a **b** *c* `<d>` [e](https://x.test/)'), [
-    { type: 'text', text: 'a ' },
-    { type: 'strong', children: [{ type: 'text', text: 'b' }] },
-    { type: 'text', text: ' ' },
-    { type: 'em', children: [{ type: 'text', text: 'c' }] },
-    { type: 'text', text: ' ' },
-    { type: 'code', text: '<d>' },
-    { type: 'text', text: ' ' },
-    { type: 'link', href: 'https://x.test/', children: [{ type: 'text', text: 'e' }] },
-  ]);
-  assert.deepEqual(inline('<script>alert(1)</script>'), [{ type: 'text', text: '<script>alert(1)</script>' }]);
-  assert.deepEqual(inline('snake_case_name'), [{ type: 'text', text: 'snake_case_name' }]);
+test('section fences become sections with their title and audience', () => {
+  const md = 'Intro\n::: section id=notes audience=reviewer title="Internal notes"\nSecret *words*\n:::\nTail';
+  const [intro, sec, tail] = /** @type {any[]} */ (parseMarkdown(md));
+  assert.equal(intro.tag, 'p');
+  assert.equal(sec.tag, 'section');
+  assert.equal(sec.attrs['data-section'], 'notes');
+  assert.equal(sec.attrs['data-audience'], 'reviewer');
+  assert.deepEqual(sec.children[0], { tag: 'h3', attrs: { class: 'section-title' }, children: ['Internal notes'] });
+  assert.equal(sec.children[2].tag, 'p');
+  assert.deepEqual(tail.children, ['Tail']);
 });
 
-test('unsafe link targets become plain text', () => {
-  assert.deepEqual(inline('[x](javascript:alert(1))'), [{ type: 'text', text: 'x' }, { type: 'text', text: ')' }]);
-  for (const bad of ['javascript:alert(1)', 'JAVASCRIPT:x', 'data:text/html,x', 'vbscript:x', '//evil.test/']) {
-    assert.equal(safeHref(bad), '', bad);
+test('markup in text stays text; unsafe links lose their target', () => {
+  const nodes = /** @type {any[]} */ (parseMarkdown('<img src=x onerror=alert(1)> & <script>'));
+  assert.deepEqual(nodes[0].children, ['<img src=x onerror=alert(1)> & <script>']);
+  const [bad, good] = /** @type {any[]} */ (inline('[x](javascript:alert(1)) [y](/article?id=2)'))
+    .filter((n) => typeof n !== 'string');
+  assert.equal(bad.tag, 'span', 'no link for javascript:');
+  assert.deepEqual(good.attrs, { href: '/article?id=2' });
+  for (const u of ['javascript:alert(1)', 'JaVaScRiPt:x', 'data:text/html,x', '//evil.example', 'vbscript:x', '\u0001javascript:x', 'java\tscript:x']) {
+    assert.equal(safeHref(u), null, u);
   }
-  for (const good of ['https://a.test/x', 'http://a', 'mailto:a@b.test', '/article?id=3', '#top', 'other-page']) {
-    assert.equal(safeHref(good), good, good);
-  }
-});
-
-test('section blocks carry id, audience and title, and nest their text', () => {
-  const b = parse('Intro\n\n::: section id=internal audience=reviewer,auditor title="Internal notes"\nOnly **them**.\n:::\nAfter');
-  assert.deepEqual(b.map((x) => x.type), ['para', 'section', 'para']);
-  const s = /** @type {any} */ (b[1]);
-  assert.equal(s.id, 'internal');
-  assert.deepEqual(s.audience, ['reviewer', 'auditor']);
-  assert.equal(s.title, 'Internal notes');
-  assert.equal(s.blocks[0].type, 'para');
-  assert.deepEqual(sectionAttrs(' id=a title="x y"'), { id: 'a', title: 'x y' });
-  // An unclosed section runs to the end (as the server reads it).
-  assert.equal(/** @type {any} */ (parse('::: section id=x\ntext')[0]).blocks.length, 1);
-});
-
-test('line diff keeps common lines and marks the rest', () => {
-  assert.deepEqual(lineDiff('a\nb\nc', 'a\nc\nd'), [
-    { op: ' ', line: 'a' }, { op: '-', line: 'b' }, { op: ' ', line: 'c' }, { op: '+', line: 'd' },
-  ]);
-  assert.deepEqual(lineDiff('', 'x'), [{ op: '+', line: 'x' }]);
-  assert.deepEqual(lineDiff('same', 'same'), [{ op: ' ', line: 'same' }]);
+  for (const u of ['https://example.org/a', 'mailto:a@b.c', '/x', '#top', 'other-page']) assert.equal(safeHref(u), u);
 });

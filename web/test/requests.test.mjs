@@ -229,3 +229,14 @@ test('a 204 answer decodes to undefined; a non-JSON success to its text', async 
   assert.equal(await c.deleteArticle(4), undefined);
   assert.equal(await c.get('/healthz'), 'ok');
 });
+
+test('requestArticle posts the words to the gap requests with the CSRF token', async () => {
+  const { c, fetch } = client(json(201, { query: 'crypto gains', requests: 2 }));
+  c.csrfToken = 'csrf-9';
+  const r = await c.requestArticle('Crypto  gains');
+  assert.deepEqual(r, { query: 'crypto gains', requests: 2 });
+  assert.equal(fetch.calls[0].url, 'http://kmt.test/v1/prompts/requests');
+  assert.equal(fetch.calls[0].method, 'POST');
+  assert.deepEqual(JSON.parse(fetch.calls[0].body ?? ''), { query: 'Crypto  gains' });
+  assert.equal(lower(fetch.calls[0].headers)['x-csrf-token'], 'csrf-9');
+});

@@ -1,12 +1,16 @@
-//! Knowledge-development prompts over HTTP: gaps to write, articles to
-//! update, the likely category and tags of a new draft.
+//! Knowledge-development prompts over HTTP: gaps to write (and readers'
+//! explicit requests for an article), articles to update, the likely
+//! category and tags of a new draft.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{Duration, Utc};
 use engine::auth::Permission;
 use engine::model::UsageWindow;
-use engine::prompts::{Classification, DraftText, Gap, UpdatePrompt};
+use engine::prompts::{
+    ArticleRequest, Classification, DraftText, Gap, NewArticleRequest, UpdatePrompt,
+};
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, Auth, Params};
@@ -73,4 +77,20 @@ pub async fn classify(
 ) -> ApiResult<Json<Classification>> {
     p.require(Permission::ArticleWrite)?;
     Ok(Json(engine::prompts::classify(&s.index, &p, draft).await?))
+}
+
+/// "Ask for an article on this": a signed-in reader asks for an article on
+/// what they searched for. Counted once per person and query; the query
+/// shows up in the writers' gaps at once, without the reader's name.
+#[utoipa::path(post, path = "/v1/prompts/requests", tag = "analytics", request_body = NewArticleRequest,
+    responses((status = 201, body = ArticleRequest), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn request_article(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<NewArticleRequest>,
+) -> ApiResult<(StatusCode, Json<ArticleRequest>)> {
+    p.require(Permission::ArticleRead)?;
+    let r = engine::prompts::request_article(&s.store, &p, req).await?;
+    Ok((StatusCode::CREATED, Json(r)))
 }

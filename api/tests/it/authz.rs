@@ -428,6 +428,15 @@ fn cases() -> Vec<Case> {
             writes: false,
         },
         Case {
+            method: Method::POST,
+            path: "/v1/prompts/requests",
+            body: Some(json!({"query": "garden gnome permits"})),
+            allowed: SIGNED_IN,
+            not_found: &[],
+            setup: Setup::Plain,
+            writes: true,
+        },
+        Case {
             method: Method::GET,
             path: "/v1/prompts/updates",
             body: None,

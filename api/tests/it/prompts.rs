@@ -208,3 +208,58 @@ async fn issue_5_prompts_gaps_updates_and_record_types() {
     assert_eq!(code, 422);
     s.stop().await;
 }
+
+/// "Ask for an article on this" (issue 6): a signed-in reader's request
+/// makes its words a gap at once, though searched only once; a person asking
+/// again is counted once; anonymous callers and empty words are refused.
+async fn article_requests_become_gaps(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let ask = |who: &'static str, q: &'static str| {
+        let s = &s;
+        async move {
+            s.call(
+                Method::POST,
+                "/v1/prompts/requests",
+                who,
+                Some(json!({"query": q})),
+            )
+            .await
+        }
+    };
+    let (code, r) = ask("vera", "  Garden GNOME   permits ").await;
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(r, json!({"query": "garden gnome permits", "requests": 1}));
+    let (code, r) = ask("vera", "garden gnome permits").await;
+    assert_eq!((code, r["requests"].clone()), (201, json!(1)), "one person");
+    let (code, r) = ask("harry", "garden gnome permits").await;
+    assert_eq!((code, r["requests"].clone()), (201, json!(2)), "{r}");
+    let (code, r) = ask("vera", "   ").await;
+    assert_eq!(code, 422, "{r}");
+    assert_eq!(r["field"], "query");
+    let r = s
+        .req(Method::POST, "/v1/prompts/requests", None)
+        .json(&json!({"query": "garden gnome permits"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let (code, gaps) = s.call(Method::GET, "/v1/prompts/gaps", "alice", None).await;
+    assert_eq!(code, 200, "{gaps}");
+    let gap = &gaps[0];
+    assert_eq!(gap["suggested_title"], "garden gnome permits", "{gaps}");
+    assert_eq!(gap["requests"], 2, "{gaps}");
+    assert_eq!(gap["queries"][0]["requests"], 2, "{gaps}");
+    assert!(!gaps.to_string().contains("vera"), "no names: {gaps}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_6_article_requests_become_gaps_sqlite() {
+    article_requests_become_gaps(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_6_article_requests_become_gaps_postgres() {
+    article_requests_become_gaps(Backend::Postgres).await;
+}

@@ -109,6 +109,24 @@ impl Store {
         dispatch!(self, s => s.query_stats(window, limit).await)
     }
 
+    /// Records that `user_id` asked for an article on `query_norm` (once
+    /// per person and query; asking again moves the time). Returns how many
+    /// people have asked for it. Not audited: a usage signal, like searches.
+    pub async fn record_article_request(
+        &self,
+        user_id: i64,
+        query_norm: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        dispatch!(self, s => s.record_article_request(user_id, query_norm, at).await)
+    }
+
+    /// People who asked for an article, per normalised query, among the
+    /// requests made in the window.
+    pub async fn article_requests(&self, window: UsageWindow) -> Result<Vec<(String, i64)>> {
+        dispatch!(self, s => s.article_requests(window).await)
+    }
+
     /// Clicks per (query, article) for searches of these normalised queries
     /// in the window.
     pub async fn query_clicks(

@@ -90,8 +90,8 @@ export async function authorWritesAndGetsApproved(browser, server, opts = {}) {
     await a.keyboard.type(`Quota code ${written.hiddenWord} for operator refunds.`);
     const body = await a.inputValue('#body');
     assert.match(body, new RegExp(`::: section id=${written.sectionId} audience=reviewer title="Internal notes"\\nQuota code ${written.hiddenWord} for operator refunds.\\n:::`));
-    await a.waitForSelector('#preview .md-section[data-section="internal-notes"]');
-    assert.match((await a.textContent('#preview .md-section-label')) ?? '', /only for reviewer/);
+    await a.waitForSelector('#preview .kmt-section[data-section="internal-notes"]');
+    assert.match((await a.textContent('#preview .section-audience')) ?? '', /Shown to: reviewer/);
 
     await a.click('#submit');
     await a.waitForSelector('#error-summary:not([hidden])');
@@ -145,8 +145,8 @@ export async function authorWritesAndGetsApproved(browser, server, opts = {}) {
     await a.waitForSelector('main[data-ready]');
     const sentBack = a.locator('#inbox li[data-kind="rejected"]').first();
     assert.match((await sentBack.textContent()) ?? '', new RegExp(written.note.replace('.', '\\.')));
-    await a.waitForSelector('#shell-unread[data-count]');
-    assert.match((await a.textContent('#shell-unread')) ?? '', /\(\d+ unread\)/);
+    await a.waitForSelector('#unread:not([hidden])');
+    assert.match((await a.textContent('#unread')) ?? '', /^[1-9]\d*$/);
     if (opts.screenshots !== false) await screenshots(a, 'notifications');
     await sentBack.getByRole('link', { name: 'Edit the article' }).click();
     await a.waitForSelector('form#editor[data-ready]');

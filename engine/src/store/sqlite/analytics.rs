@@ -74,6 +74,47 @@ impl SqliteStore {
             .collect()
     }
 
+    /// See [`super::Store::record_article_request`].
+    pub async fn record_article_request(
+        &self,
+        user_id: i64,
+        query_norm: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut w = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO article_requests (query_norm, user_id, at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (query_norm, user_id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(query_norm)
+        .bind(user_id)
+        .bind(at)
+        .execute(&mut *w.tx)
+        .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM article_requests WHERE query_norm = ?1")
+                .bind(query_norm)
+                .fetch_one(&mut *w.tx)
+                .await?;
+        self.finish(w, Vec::new()).await?;
+        Ok(n)
+    }
+
+    /// See [`super::Store::article_requests`].
+    pub async fn article_requests(&self, w: UsageWindow) -> Result<Vec<(String, i64)>> {
+        let sql = "SELECT query_norm, count(*) AS requests FROM article_requests \
+                   WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) \
+                   GROUP BY query_norm";
+        let rows = sqlx::query(sql)
+            .bind(w.from)
+            .bind(w.to)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("query_norm")?, r.try_get("requests")?)))
+            .collect()
+    }
+
     /// See [`super::Store::query_clicks`].
     pub async fn query_clicks(
         &self,
