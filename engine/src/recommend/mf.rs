@@ -289,6 +289,10 @@ mod tests {
             factors: 4,
             epochs: 200,
             lr: 0.02,
+            // Small data: the factors take a while to break symmetry,
+            // so no minimum gain while the held-out RMSE plateaus.
+            min_gain: 0.0,
+            patience: 5,
             ..MfConfig::default()
         };
         let m = Mf::train(&train, 60, 40, &cfg);
