@@ -29,6 +29,9 @@ use rayon::prelude::*;
 
 use crate::relevance::{vectors, EmbedderChoice};
 
+/// A table row: name, test (hit-rate, nDCG), validation (hit-rate, nDCG).
+type TableRow = (String, (f64, f64), Option<(f64, f64)>);
+
 /// Options of a run.
 pub struct RankSpec {
     /// The ml-100k folder (u.data, u.item).
@@ -335,7 +338,7 @@ pub fn run(spec: &RankSpec) -> Result<String> {
     let tm = models(&test);
     let tu = gather(&test, &tm, &index, &allowed);
     let product = Weights::default();
-    let rows: Vec<(String, (f64, f64), Option<(f64, f64)>)> = vec![
+    let rows: Vec<TableRow> = vec![
         (
             "most popular".into(),
             most_popular(&tu, &tm.popular),
@@ -448,7 +451,7 @@ fn one(
     tm: &Models,
     vm: &Models,
     w: Weights,
-) -> (String, (f64, f64), Option<(f64, f64)>) {
+) -> TableRow {
     (
         name.to_string(),
         evaluate(tu, &tm.popular, w),
