@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: demo test lint unit web-test build release bench bench-relevance fmt clean model
+.PHONY: demo test lint unit web-test build release bench bench-relevance bench-recommend bench-events fmt clean model
 
 ## make demo: build and start the demo on the embedded store (http://127.0.0.1:$(PORT)/)
 demo: model
@@ -47,6 +47,14 @@ bench:
 ## make bench-relevance: nDCG@10 / recall@100 / MRR@10 on msmarco-5k against a bm25s reference
 bench-relevance:
 	bash benches/run-relevance.sh
+
+## make bench-recommend: our CF models vs Surprise on ml-100k (same run), then ranking quality
+bench-recommend:
+	bash benches/run-recommend.sh
+
+## make bench-events: search latency with usage-event recording on and off
+bench-events:
+	bash benches/run-events.sh
 
 fmt:
 	$(CARGO) fmt --all

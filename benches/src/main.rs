@@ -19,6 +19,7 @@ mod ann;
 mod classify;
 mod corpus;
 mod embed;
+mod events;
 mod http;
 mod loadgen;
 mod pgfts;
@@ -95,6 +96,64 @@ enum Cmd {
         #[arg(long, default_value = "../shared/corpora/ml-100k")]
         data: PathBuf,
         /// Markdown file whose recommendations section is replaced.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Python interpreter with scikit-surprise: its BaselineOnly,
+        /// KNNBaseline and SVD run in the same run, split by split
+        /// (`benches/run-recommend.sh` builds the virtualenv).
+        #[arg(long)]
+        surprise: Option<PathBuf>,
+        /// Instead of the benchmark: try MF settings on a held-out 10% of
+        /// each .base file (never the .test files) and print the table.
+        #[arg(long)]
+        tune: bool,
+        /// The settings `--tune` tries: `name=v1,v2 ...` over factors, lr,
+        /// decay, reg, reg_bias, init_std, patience, min_gain, holdout, epochs,
+        /// strata.
+        #[arg(
+            long,
+            default_value = "factors=16,32 lr=0.02,0.03 decay=0.9,0.95 reg=0.06,0.08,0.1"
+        )]
+        grid: String,
+    },
+    /// Leave-last-out hit-rate@10 and nDCG@10 of "recommended for you" (CF,
+    /// content, blend, most popular) on ml-100k, titles embedded with MiniLM.
+    RecommendRank {
+        /// The ml-100k folder (u.data, u.item).
+        #[arg(long, default_value = "../shared/corpora/ml-100k")]
+        data: PathBuf,
+        /// Model directory (default: where `make model` puts it).
+        #[arg(long, env = "KMT_MODEL_DIR")]
+        model_dir: Option<PathBuf>,
+        /// Cache of title vectors (default: ~/.cache/kmt/relevance).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Markdown file whose ranking section is replaced.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Search latency with usage-event recording on and off, interleaved
+    /// over two servers holding the same articles (`benches/run-events.sh`).
+    Events {
+        /// The server recording events.
+        #[arg(long)]
+        on: String,
+        /// The server with recording off (`KMT_EVENT_QUEUE=0`).
+        #[arg(long)]
+        off: String,
+        /// Query file (default: the committed pgdocs set).
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Concurrent workers.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Warm-up seconds.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Markdown file whose events section is replaced.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -593,15 +652,87 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Cmd::Recommend { data, out } => {
+        Cmd::Recommend {
+            data,
+            out,
+            surprise,
+            tune,
+            grid,
+        } => {
             let command = report::command_line(&std::env::args().collect::<Vec<_>>());
-            let section = tokio::task::spawn_blocking(move || recommend::run(&data, &command))
+            if tune {
+                let table = tokio::task::spawn_blocking(move || recommend::tune(&data, &grid))
+                    .await
+                    .context("recommend tuning thread")??;
+                println!("{table}");
+                return Ok(());
+            }
+            let spec = recommend::Spec {
+                data,
+                surprise,
+                command,
+            };
+            let section = tokio::task::spawn_blocking(move || recommend::run(&spec))
                 .await
                 .context("recommend benchmark thread")??;
             println!("{section}");
             if let Some(out) = &out {
                 recommend::write_section(out, &section)?;
                 eprintln!("updated the recommendations section of {}", out.display());
+            }
+        }
+        Cmd::Events {
+            on,
+            off,
+            queries,
+            concurrency,
+            duration,
+            warmup,
+            out,
+        } => {
+            let command = std::env::var("KMT_BENCH_DRIVER")
+                .unwrap_or_else(|_| report::command_line(&std::env::args().collect::<Vec<_>>()));
+            let section = events::run(events::EventsSpec {
+                on,
+                off,
+                queries: queries::load(queries.as_deref())?,
+                concurrency,
+                duration: Duration::from_secs(duration),
+                warmup: Duration::from_secs(warmup),
+                command,
+            })
+            .await?;
+            println!("{section}");
+            if let Some(out) = &out {
+                events::write_section(out, &section)?;
+                eprintln!("updated the events section of {}", out.display());
+            }
+        }
+        Cmd::RecommendRank {
+            data,
+            model_dir,
+            cache,
+            out,
+        } => {
+            let spec = recommend::ranking::RankSpec {
+                data,
+                model_dir: model_dir
+                    .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
+                cache: cache.unwrap_or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| PathBuf::from(h).join(".cache"))
+                        .unwrap_or_else(|| PathBuf::from("."))
+                        .join("kmt/relevance")
+                }),
+                command: report::command_line(&std::env::args().collect::<Vec<_>>()),
+            };
+            let section = tokio::task::spawn_blocking(move || recommend::ranking::run(&spec))
+                .await
+                .context("ranking benchmark thread")??;
+            println!("{section}");
+            if let Some(out) = &out {
+                recommend::ranking::write_section(out, &section)?;
+                eprintln!("updated the ranking section of {}", out.display());
             }
         }
         Cmd::WaitIndex {

@@ -1,13 +1,14 @@
 //! The two questions served over HTTP: "people who used this also used"
 //! ([`also_used`]) and "recommended for you" ([`for_user`]).
 //!
-//! `for_user` blends three sources, each scaled to [0, 1] by its best
-//! candidate: collaborative (MF predicted rating, weight 0.4), item
-//! neighbours of the caller's five most recent well-used articles in MF
-//! factor space (0.35), and content (the caller's profile vector — the
-//! recency-weighted mean of the embeddings of what they read or rated ≥ 4,
-//! half-life 30 days, stars counting double — searched in the article
-//! vector index, 0.25). An article's reason is the source that gave it the
+//! `for_user` blends three sources ([`score`], which the ranking benchmark
+//! runs as is), each scaled to [0, 1] by its best candidate:
+//! collaborative (MF predicted rating), item neighbours of the caller's
+//! five most recent well-used articles in MF factor space, and content
+//! (the caller's profile vector — the recency-weighted mean of the
+//! embeddings of what they read or rated ≥ 4, half-life 30 days, stars
+//! counting double — searched in the article vector index), weighted by
+//! [`Weights::default`]. An article's reason is the source that gave it the
 //! most. Cold start, or too few candidates: popular articles in the
 //! categories people with the caller's roles use most, then popular
 //! overall. Candidates are always drawn from the caller's allowed set
@@ -20,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 
-use super::implicit::rating_of;
+use super::score::{self, Cand, Weights};
 use super::serve::{
     interactions_of, readable_rows, Models, Reason, Recommendation, Recommendations, Recommender,
 };
@@ -30,17 +31,9 @@ use crate::error::{Error, Result};
 use crate::model::ArticleId;
 use crate::search::SearchIndex;
 use crate::store::Store;
-use crate::vector::Allowed;
 
 /// Most recommendations per answer.
 pub const MAX_LIMIT: usize = 100;
-const W_CF: f32 = 0.4;
-const W_NEIGHBOUR: f32 = 0.35;
-const W_CONTENT: f32 = 0.25;
-/// Recent articles whose neighbours are considered.
-const RECENT: usize = 5;
-/// Half-life of the profile vector's weights, in days.
-const HALF_LIFE_DAYS: f64 = 30.0;
 
 /// Articles used by the people who used `key`, that `p` may read.
 pub async fn also_used(
@@ -92,15 +85,6 @@ pub async fn also_used(
     })
 }
 
-/// A candidate's scores per source.
-#[derive(Default)]
-struct Cand {
-    cf: f32,
-    neighbour: f32,
-    content: f32,
-    because: Vec<ArticleId>,
-}
-
 /// Recommendations for the signed-in caller (see the module docs).
 pub async fn for_user(
     store: &Store,
@@ -120,24 +104,28 @@ pub async fn for_user(
     let allowed = index.readable(p)?;
     let ok = |id: ArticleId| allowed.contains(id) && !seen.contains(&id);
     let mut cands: HashMap<ArticleId, Cand> = HashMap::new();
+    let weights = Weights::default();
     let pool = limit * 4;
     if let Some(m) = &models {
-        collaborative(m, user_id, pool, &ok, &mut cands);
-        let recent = mine
-            .iter()
-            .filter(|i| rating_of(i).rating >= 3.5)
-            .take(RECENT);
-        for (n, i) in recent.enumerate() {
-            let recency = 1.0 / (1.0 + n as f32);
-            for (id, sim) in m.neighbours(i.article_id, pool, &ok) {
-                let c = cands.entry(id).or_default();
-                c.neighbour += sim.max(0.0) * recency;
-                c.because.push(i.article_id);
-            }
+        score::collaborative(m, user_id, pool, &ok, &mut cands);
+        score::neighbours(m, &mine, pool, &ok, &mut cands);
+        if weights.popular > 0.0 {
+            score::popular(m, pool, &ok, &mut cands);
         }
     }
-    content(index, &mine, &allowed, &seen, pool, &mut cands);
-    let ranked = rank(cands);
+    if let Some(sem) = index.semantic() {
+        score::content(
+            &sem.vectors,
+            sem.params,
+            &mine,
+            &allowed,
+            &seen,
+            Utc::now(),
+            pool,
+            &mut cands,
+        );
+    }
+    let ranked = score::rank(cands, weights);
     let mut items = Vec::new();
     let mut taken: HashSet<ArticleId> = HashSet::new();
     take_readable(store, p, &ranked, limit, &mut items, &mut taken).await?;
@@ -189,124 +177,6 @@ async fn take_readable(
         }
     }
     Ok(())
-}
-
-/// The MF predictions of the caller's best `pool` candidates.
-fn collaborative(
-    m: &Models,
-    user_id: i64,
-    pool: usize,
-    ok: &dyn Fn(ArticleId) -> bool,
-    cands: &mut HashMap<ArticleId, Cand>,
-) {
-    let Some(u) = m.data.user_of(user_id) else {
-        return;
-    };
-    let mut scored: Vec<(ArticleId, f32)> = (0..m.data.items.len() as u32)
-        .filter(|&i| ok(m.data.items[i as usize]))
-        .map(|i| (m.data.items[i as usize], m.mf.score(Some(u), Some(i))))
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    scored.truncate(pool);
-    // Scaled to [0, 1] over the rating range the model was trained on.
-    let (lo, hi) = m.mf.range;
-    let span = (hi - lo).max(f32::MIN_POSITIVE);
-    for (id, s) in scored {
-        cands.entry(id).or_default().cf = ((s - lo) / span).clamp(0.0, 1.0);
-    }
-}
-
-/// Content candidates: the profile vector searched among allowed, unseen
-/// articles.
-fn content(
-    index: &SearchIndex,
-    mine: &[crate::model::Interaction],
-    allowed: &Allowed,
-    seen: &HashSet<ArticleId>,
-    pool: usize,
-    cands: &mut HashMap<ArticleId, Cand>,
-) {
-    let Some(sem) = index.semantic() else {
-        return;
-    };
-    let now = Utc::now();
-    let mut profile: Vec<f32> = Vec::new();
-    for i in mine {
-        let r = rating_of(i);
-        let liked = match i.stars {
-            Some(s) => s >= 4,
-            None => i.views > 0 && i.helpful != Some(false),
-        };
-        let Some(v) = liked
-            .then(|| sem.vectors.article_vector(i.article_id))
-            .flatten()
-        else {
-            continue;
-        };
-        let age = (now - i.last_at).num_seconds().max(0) as f64 / 86_400.0;
-        let w = (0.5f64.powf(age / HALF_LIFE_DAYS) * if r.explicit { 2.0 } else { 1.0 }) as f32;
-        if profile.is_empty() {
-            profile = vec![0.0; v.len()];
-        }
-        for (p, x) in profile.iter_mut().zip(&v) {
-            *p += w * x;
-        }
-    }
-    let n = profile.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n == 0.0 {
-        return;
-    }
-    profile.iter_mut().for_each(|x| *x /= n);
-    let unseen = Allowed::from_ids(
-        allowed
-            .ids()
-            .iter()
-            .copied()
-            .filter(|id| !seen.contains(id))
-            .collect(),
-    );
-    let (found, _) = sem.vectors.search(&profile, &unseen, pool, sem.params);
-    for a in found {
-        cands.entry(a.id).or_default().content = a.similarity.max(0.0);
-    }
-}
-
-/// Blends the sources and names each article's strongest one.
-fn rank(cands: HashMap<ArticleId, Cand>) -> Vec<(ArticleId, f32, Reason)> {
-    let max = |f: fn(&Cand) -> f32| {
-        cands
-            .values()
-            .map(f)
-            .fold(0.0f32, f32::max)
-            .max(f32::MIN_POSITIVE)
-    };
-    let (mn, mc) = (max(|c| c.neighbour), max(|c| c.content));
-    let mut out: Vec<(ArticleId, f32, Reason)> = cands
-        .into_iter()
-        .map(|(id, c)| {
-            let parts = [
-                W_CF * c.cf,
-                W_NEIGHBOUR * c.neighbour / mn,
-                W_CONTENT * c.content / mc,
-            ];
-            let best = (0..3)
-                .max_by(|&a, &b| parts[a].total_cmp(&parts[b]))
-                .unwrap_or(0);
-            let reason = match best {
-                1 => {
-                    let mut because = c.because;
-                    because.sort_unstable();
-                    because.dedup();
-                    Reason::AlsoUsed { because }
-                }
-                2 => Reason::SimilarContent,
-                _ => Reason::Collaborative,
-            };
-            (id, parts.iter().sum(), reason)
-        })
-        .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out
 }
 
 /// Popular articles in the categories of the caller's roles, then popular

@@ -11,6 +11,7 @@ pub mod blend;
 pub mod implicit;
 pub mod knn;
 pub mod mf;
+pub mod score;
 pub mod serve;
 
 use std::collections::HashMap;

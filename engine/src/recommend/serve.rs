@@ -123,6 +123,33 @@ pub struct Models {
 }
 
 impl Models {
+    /// Puts a trained model together with its item-factor graph (built
+    /// here) and the popularity tables of the fallback.
+    pub fn new(
+        info: ModelInfo,
+        data: Dataset,
+        mf: Mf,
+        popular: Vec<(ArticleId, f32)>,
+        category_of: HashMap<ArticleId, String>,
+        role_categories: HashMap<String, Vec<(String, f64)>>,
+    ) -> Models {
+        let ni = data.items.len();
+        let graph = Hnsw::new(16, ni.max(16), 16, 200, DistCosine);
+        let rows: Vec<(&[f32], usize)> = (0..ni).map(|i| (mf.item_factors(i as u32), i)).collect();
+        graph.parallel_insert_slice(&rows);
+        let mut graph = graph;
+        graph.set_searching_mode(true);
+        Models {
+            info,
+            data,
+            mf,
+            graph,
+            popular,
+            category_of,
+            role_categories,
+        }
+    }
+
     /// Articles whose factor vectors are nearest to article `id`'s, passing
     /// `ok`, best first, at most `k` (fewer only when fewer pass).
     pub fn neighbours(
@@ -351,11 +378,6 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
         cfg.clone()
     };
     let mf = Mf::train(&data.triples, nu, ni, &cfg);
-    let graph = Hnsw::new(16, ni.max(16), 16, 200, DistCosine);
-    let rows: Vec<(&[f32], usize)> = (0..ni).map(|i| (mf.item_factors(i as u32), i)).collect();
-    graph.parallel_insert_slice(&rows);
-    let mut graph = graph;
-    graph.set_searching_mode(true);
     let mut popular: Vec<(ArticleId, f32)> = users_of
         .into_iter()
         .filter(|(id, _)| input.articles.contains_key(id))
@@ -372,8 +394,8 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
             (role, v)
         })
         .collect();
-    Models {
-        info: ModelInfo {
+    Models::new(
+        ModelInfo {
             generation,
             trained_at: input.at,
             users: nu,
@@ -382,11 +404,10 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
         },
         data,
         mf,
-        graph,
         popular,
-        category_of: input.articles,
+        input.articles,
         role_categories,
-    }
+    )
 }
 
 /// A user's interactions now (not as of the last training), newest first.
