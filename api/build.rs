@@ -15,7 +15,8 @@ fn main() {
     let mut files = Vec::new();
     collect(&app, &app, &mut files);
     files.sort();
-    let mut out = String::from("/// Embedded web assets: (name, bytes, content type), sorted by name.\n");
+    let mut out =
+        String::from("/// Embedded web assets: (name, bytes, content type), sorted by name.\n");
     out.push_str("pub static ASSETS: &[(&str, &[u8], &str)] = &[\n");
     for (name, path) in &files {
         let kind = match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
@@ -34,7 +35,11 @@ fn main() {
         ));
     }
     out.push_str("];\n");
-    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("assets.rs"), out).unwrap();
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("assets.rs"),
+        out,
+    )
+    .unwrap();
 }
 
 /// Files below `dir`, named by their path relative to `root` with `/`.
@@ -44,7 +49,11 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             collect(root, &path, files);
         } else {
-            let name = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             if !name.starts_with('.') {
                 files.push((name, path));
             }
