@@ -1,7 +1,9 @@
-//! Embeds the web application into the binary: every file under `web/app/`
-//! becomes a static asset (so deploying `kmt` deploys its pages, and adding
-//! a page needs no Rust change). Generates `$OUT_DIR/assets.rs`, a sorted
-//! table of (name, bytes, content type).
+//! Embeds into the binary, so that `kmt` (and `kmt demo`) works from the
+//! binary alone:
+//! - the web application: every file under `web/app/` becomes a static asset
+//!   (deploying `kmt` deploys its pages; adding a page needs no Rust change),
+//!   in `$OUT_DIR/assets.rs`, a sorted table of (name, bytes, content type);
+//! - the sample corpus (`corpus/articles/*.md`) in `$OUT_DIR/corpus.rs`.
 
 use std::{
     env, fs,
@@ -9,6 +11,11 @@ use std::{
 };
 
 fn main() {
+    web_assets();
+    sample_corpus();
+}
+
+fn web_assets() {
     let app = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join("../web/app");
     // A directory here makes cargo rescan every file below it.
     println!("cargo:rerun-if-changed={}", app.display());
@@ -59,4 +66,35 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
             }
         }
     }
+}
+
+fn sample_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/articles");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "md"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut out = String::from("/// The sample corpus: (file name, content).\n");
+    out.push_str("pub static SAMPLE_CORPUS: &[(&str, &str)] = &[\n");
+    for p in files {
+        println!("cargo:rerun-if-changed={}", p.display());
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let abs = p.canonicalize().expect("corpus file path");
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            abs.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("corpus.rs"),
+        out,
+    )
+    .unwrap();
 }
