@@ -262,6 +262,9 @@ pub struct ServeOptions {
     pub index_dir: std::path::PathBuf,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Time between the shutdown signal and closing the listener, with
+    /// `/readyz` answering 503 meanwhile (zero: close at once).
+    pub shutdown_drain: Duration,
     /// Outbox rows per index commit.
     pub index_batch: i64,
     /// Mark session cookies `Secure`.
@@ -377,6 +380,7 @@ pub async fn serve_on(
     let deliverer =
         engine::notify::deliver::Deliverer::new(store.clone(), clock.clone(), opts.delivery)
             .map_err(|e| anyhow::anyhow!("configuring notification delivery: {e}"))?;
+    let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     metrics.set_notify_stats(deliverer.stats());
     // Recommendation models train in this process, off the runtime's
@@ -398,6 +402,7 @@ pub async fn serve_on(
         metrics,
         sign_ins: Default::default(),
         cookie_secure: opts.cookie_secure,
+        draining: draining.clone(),
     };
     // Scheduled jobs and notification delivery: the embedded store has no
     // separate kmt-indexer, so its server runs them; with PostgreSQL the
@@ -424,6 +429,22 @@ pub async fn serve_on(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     on_listening(addr);
+    // Shutdown: first report not ready while still serving (a balancer that
+    // polls /readyz stops routing here), then stop accepting and finish the
+    // requests in flight. Closing at once would fail requests a balancer
+    // sends before its next check.
+    let drain = opts.shutdown_drain;
+    let shutdown = async move {
+        shutdown.await;
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !drain.is_zero() {
+            tracing::info!(
+                drain_secs = drain.as_secs_f64(),
+                "draining: /readyz answers 503 until the listener closes"
+            );
+            tokio::time::sleep(drain).await;
+        }
+    };
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -56,6 +56,12 @@ pub struct ServerArgs {
     /// Per-request timeout, in seconds.
     #[arg(long, env = "KMT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds between SIGTERM and closing the listener, during which
+    /// `/readyz` answers 503 (`draining`) and requests are still served, so
+    /// a load balancer polling it takes this replica out of rotation
+    /// before connections close. Set it above the balancer's check interval.
+    #[arg(long, env = "KMT_SHUTDOWN_DRAIN_SECS", default_value_t = 0.0)]
+    pub shutdown_drain_secs: f64,
     /// Outbox rows applied per index commit.
     #[arg(long, env = "KMT_INDEXER_BATCH", default_value_t = indexer::follower::DEFAULT_BATCH)]
     pub index_batch: i64,
@@ -283,6 +289,7 @@ impl ServerArgs {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("index")),
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            shutdown_drain: Duration::from_secs_f64(self.shutdown_drain_secs.clamp(0.0, 3600.0)),
             index_batch: self.index_batch,
             cookie_secure: self.cookie_secure,
             rate_limit: (self.rate_limit_per_sec > 0.0).then_some(crate::ratelimit::RateLimit {

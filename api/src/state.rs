@@ -34,4 +34,7 @@ pub struct AppState {
     /// Mark session cookies `Secure` (served over TLS, directly or behind a
     /// proxy); also set per request when `X-Forwarded-Proto` is https.
     pub cookie_secure: bool,
+    /// Set when shutdown began: `/readyz` answers 503 so load balancers
+    /// stop sending requests while in-flight and late ones are still served.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -89,7 +89,7 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn client(concurrency: usize) -> Result<Client> {
+pub fn client(concurrency: usize) -> Result<Client> {
     Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -108,39 +108,45 @@ struct HttpWorker {
 
 impl HttpWorker {
     async fn fetch(&self, url: &Url) -> Outcome {
-        let started = Instant::now();
-        let mut req = self.client.get(url.clone());
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let fail = |started: Instant, e: String| Outcome {
-            elapsed: started.elapsed(),
-            ok: false,
-            total: None,
-            error: Some(e),
-        };
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return fail(started, format!("request failed: {}", chain(&e))),
-        };
-        let status = resp.status();
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return fail(started, format!("reading body failed: {}", chain(&e))),
-        };
-        let elapsed = started.elapsed();
-        if status != StatusCode::OK {
-            let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return fail(started, format!("status {status}: {excerpt}"));
-        }
-        Outcome {
-            elapsed,
-            ok: true,
-            total: serde_json::from_slice::<TotalOnly>(&body)
-                .ok()
-                .map(|t| t.total),
-            error: None,
-        }
+        fetch(&self.client, url, self.token.as_deref()).await
+    }
+}
+
+/// One timed `GET` of a search URL: ok when it answers 200 with a complete
+/// body (the latency spans sending to the last body byte).
+pub async fn fetch(client: &Client, url: &Url, token: Option<&str>) -> Outcome {
+    let started = Instant::now();
+    let mut req = client.get(url.clone());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let fail = |started: Instant, e: String| Outcome {
+        elapsed: started.elapsed(),
+        ok: false,
+        total: None,
+        error: Some(e),
+    };
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return fail(started, format!("request failed: {}", chain(&e))),
+    };
+    let status = resp.status();
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => return fail(started, format!("reading body failed: {}", chain(&e))),
+    };
+    let elapsed = started.elapsed();
+    if status != StatusCode::OK {
+        let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        return fail(started, format!("status {status}: {excerpt}"));
+    }
+    Outcome {
+        elapsed,
+        ok: true,
+        total: serde_json::from_slice::<TotalOnly>(&body)
+            .ok()
+            .map(|t| t.total),
+        error: None,
     }
 }
 

@@ -10,6 +10,8 @@
 //! * `seed-embeddings` — derived passage vectors for a large store, so the
 //!   server builds its vector index without running the model
 //!   (`benches/run-semantic-latency.sh`);
+//! * `swap` — failed queries and latency while `kmt reindex` swaps the index
+//!   and a replica restarts, under a steady load over two replicas;
 //! * `recommend` — RMSE/MAE and top-10 ranking of the collaborative-filtering
 //!   models on MovieLens 100K's u1..u5 splits.
 //!
@@ -30,6 +32,7 @@ mod relevance;
 mod report;
 mod seed;
 mod stats;
+mod swap;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -157,6 +160,9 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Search load over HTTP on two replicas while `kmt reindex` swaps the
+    /// index and a replica restarts: failed queries and latency per phase.
+    Swap(swap::SwapArgs),
     /// Draw the series of earlier result files (<label>.json) on one SVG plot.
     Plot {
         /// Result files written by latency, pgfts or compare.
@@ -525,6 +531,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         },
         Cmd::Latency(a) => latency(a).await?,
+        Cmd::Swap(a) => swap::run(a).await?,
         Cmd::Pgfts(a) => pgfts_cmd(a).await?,
         Cmd::Compare(a) => compare(a).await?,
         Cmd::Relevance(a) => {

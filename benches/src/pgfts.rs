@@ -133,6 +133,15 @@ pub struct FreshDb {
 
 impl FreshDb {
     pub async fn create(database_url: &str, allow_remote: bool) -> Result<Self> {
+        Self::create_named(database_url, allow_remote, "kmt_bench_fts").await
+    }
+
+    /// A fresh database `<prefix>_<pid>` on the server of `database_url`.
+    pub async fn create_named(
+        database_url: &str,
+        allow_remote: bool,
+        prefix: &str,
+    ) -> Result<Self> {
         let admin = PgConnectOptions::from_str(database_url).context("bad --database-url")?;
         if !allow_remote && !is_local(&admin) {
             bail!(
@@ -140,7 +149,7 @@ impl FreshDb {
                 admin.get_host()
             );
         }
-        let name = format!("kmt_bench_fts_{}", std::process::id());
+        let name = format!("{prefix}_{}", std::process::id());
         let mut conn = admin
             .connect()
             .await
@@ -151,7 +160,7 @@ impl FreshDb {
             .await
             .with_context(|| format!("create database {name}"))?;
         conn.close().await.ok();
-        eprintln!("pgfts: created database {name}");
+        eprintln!("created database {name}");
         let opts = admin.clone().database(&name);
         Ok(Self { admin, name, opts })
     }
@@ -162,7 +171,7 @@ impl FreshDb {
             .await
             .with_context(|| format!("drop database {}", self.name))?;
         conn.close().await.ok();
-        eprintln!("pgfts: dropped database {}", self.name);
+        eprintln!("dropped database {}", self.name);
         Ok(())
     }
 }

@@ -20,7 +20,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// Readiness details.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `starting`.
+    /// `ready`, `starting` (catching up) or `draining` (shutting down:
+    /// still serving, but take it out of rotation).
     pub status: &'static str,
     /// `postgres` or `sqlite`.
     pub store: &'static str,
@@ -67,13 +68,21 @@ pub struct SemanticReadiness {
     pub last_error: Option<String>,
 }
 
-/// Readiness: 200 once the index has caught up with the store, else 503.
+/// Readiness: 200 once the index has caught up with the store, else 503;
+/// 503 again from the shutdown signal on, while requests are still served.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let ready = s.follower.ready.load(Ordering::Relaxed);
+    let draining = s.draining.load(Ordering::Relaxed);
+    let ready = s.follower.ready.load(Ordering::Relaxed) && !draining;
     let body = Readiness {
-        status: if ready { "ready" } else { "starting" },
+        status: if draining {
+            "draining"
+        } else if ready {
+            "ready"
+        } else {
+            "starting"
+        },
         store: s.store.backend(),
         index_documents: s.index.num_docs(),
         index_generation: s.index.generation(),

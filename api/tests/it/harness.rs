@@ -231,6 +231,7 @@ impl TestServer {
             listen: addr,
             index_dir: ts.dir.path().join("index"),
             request_timeout: Duration::from_secs(10),
+            shutdown_drain: Duration::ZERO,
             index_batch: 500,
             cookie_secure: false,
             rate_limit,

@@ -5,6 +5,7 @@ mod audit;
 mod authz;
 mod backup;
 mod cli;
+mod cluster;
 mod contract;
 mod deploy;
 mod harness;
@@ -20,6 +21,9 @@ mod prompts;
 mod receivers;
 mod recommend;
 mod replica;
+// The S3-compatible test server of the engine's tests, shared as a file.
+#[path = "../../../engine/tests/it/s3server.rs"]
+mod s3server;
 mod sections;
 mod semantic;
 mod session;

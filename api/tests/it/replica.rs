@@ -19,7 +19,7 @@ use engine::testutil::PgTestDb;
 use serde_json::Value;
 
 /// Kills the process when dropped (a failed assertion leaves none behind).
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -32,7 +32,7 @@ impl Drop for Running {
 /// this crate's binaries, so build it when it is missing or predates
 /// snapshots (a target directory shared by several checkouts may hold
 /// another one's build).
-fn indexer_bin() -> PathBuf {
+pub(crate) fn indexer_bin() -> PathBuf {
     let kmt = Path::new(env!("CARGO_BIN_EXE_kmt"));
     let bin = kmt.with_file_name("kmt-indexer");
     let current = Command::new(&bin)
@@ -53,7 +53,7 @@ fn indexer_bin() -> PathBuf {
 }
 
 /// Pipes the child's stdout and stderr into one channel of lines.
-fn lines_of(child: &mut Child) -> Receiver<String> {
+pub(crate) fn lines_of(child: &mut Child) -> Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
@@ -71,7 +71,7 @@ fn lines_of(child: &mut Child) -> Receiver<String> {
     rx
 }
 
-fn wait_line(rx: &Receiver<String>, needle: &str, within: Duration) -> Option<String> {
+pub(crate) fn wait_line(rx: &Receiver<String>, needle: &str, within: Duration) -> Option<String> {
     let t0 = Instant::now();
     while t0.elapsed() < within {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
@@ -144,14 +144,14 @@ async fn wait_snapshot(
     }
 }
 
-async fn get_json(url: &str) -> (u16, Value) {
+pub(crate) async fn get_json(url: &str) -> (u16, Value) {
     match reqwest::get(url).await {
         Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
         Err(_) => (0, Value::Null),
     }
 }
 
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
