@@ -472,6 +472,27 @@ fn issue_7_k8s_manifests_are_consistent() {
 
     // The compose file's settings are real too.
     let compose: Yaml = serde_yaml_ng::from_str(&read("deploy/docker-compose.yml")).unwrap();
+    // The stack the operations issue asks for: an S3-compatible store, one
+    // indexer, two API replicas behind a proxy that checks readiness, and
+    // Prometheus.
+    let services = &compose["services"];
+    for svc in ["postgres", "s3", "indexer", "api", "proxy", "prometheus"] {
+        assert!(services.get(svc).is_some(), "compose has no {svc:?} service");
+    }
+    assert_eq!(services["api"]["deploy"]["replicas"].as_u64(), Some(2));
+    let haproxy = read("deploy/haproxy/haproxy.cfg");
+    assert!(haproxy.contains("option httpchk GET /readyz"), "the proxy checks /readyz");
+    for (svc, var) in [
+        ("indexer", "KMT_SNAPSHOT_S3_BUCKET"),
+        ("indexer", "KMT_AUDIT_S3_BUCKET"),
+        ("api", "KMT_SNAPSHOT_S3_BUCKET"),
+        ("api", "KMT_SHUTDOWN_DRAIN_SECS"),
+    ] {
+        assert!(
+            services[svc]["environment"].get(var).is_some(),
+            "compose {svc:?} sets no {var}"
+        );
+    }
     for (svc, s) in compose["services"].as_mapping().unwrap() {
         let image = str_of(s, "image").unwrap_or("");
         if !image.starts_with("kmt") {
