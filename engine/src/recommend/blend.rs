@@ -109,7 +109,10 @@ pub async fn for_user(
     if let Some(m) = &models {
         score::collaborative(m, user_id, pool, &ok, &mut cands);
         score::neighbours(m, &mine, pool, &ok, &mut cands);
-        if weights.popular > 0.0 {
+        // The popularity prior re-ranks a reader's personal candidates; a
+        // reader with no history gets the role-aware fallback below instead
+        // (popular in their roles' categories beats popular overall).
+        if weights.popular > 0.0 && !mine.is_empty() {
             score::popular(m, pool, &ok, &mut cands);
         }
     }
