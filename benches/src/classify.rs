@@ -12,7 +12,8 @@ use anyhow::{bail, Result};
 use engine::auth::Principal;
 use engine::embed::QueryEmbedder;
 use engine::model::Article;
-use engine::prompts::{classify, DraftText};
+use engine::prompts::{classify_with, ClassifyOptions, DraftText};
+use engine::search::SearchMode;
 use engine::search::{SearchIndex, Semantic};
 use engine::vector::{SearchParams, VectorIndex};
 
@@ -56,12 +57,17 @@ fn held_out(a: &Article, share: f64) -> bool {
     (h % 10_000) as f64 / 10_000.0 < share
 }
 
-async fn measure(name: &str, index: &SearchIndex, test: &[Article]) -> Result<Row> {
+async fn measure(
+    name: &str,
+    index: &SearchIndex,
+    test: &[Article],
+    opts: ClassifyOptions,
+) -> Result<Row> {
     let admin = Principal::system();
     let (mut cat, mut tag1, mut tag3) = (0usize, 0usize, 0usize);
     let t0 = Instant::now();
     for a in test {
-        let c = classify(
+        let c = classify_with(
             index,
             &admin,
             DraftText {
@@ -69,6 +75,7 @@ async fn measure(name: &str, index: &SearchIndex, test: &[Article]) -> Result<Ro
                 summary: a.summary.clone(),
                 body: a.body.clone(),
             },
+            opts,
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -129,7 +136,8 @@ pub async fn run(spec: ClassifySpec) -> Result<()> {
     }
     u.commit(1)?;
     drop(u);
-    let mut rows = vec![measure("lexical vote (no model)", &index, &test).await?];
+    let product = ClassifyOptions::default();
+    let mut rows = vec![measure("lexical vote (no model)", &index, &test, product).await?];
     for e in &spec.embedders {
         let model = e.load(&spec.model_dir)?;
         let (m, cache, tr) = (model.clone(), spec.cache.clone(), train.clone());
@@ -139,7 +147,28 @@ pub async fn run(spec: ClassifySpec) -> Result<()> {
             vectors: VectorIndex::build(model.dim(), vecs),
             params: SearchParams::default(),
         }));
-        rows.push(measure(&format!("{} vote", e.name()), &index, &test).await?);
+        rows.push(
+            measure(
+                &format!("{} vote (product)", e.name()),
+                &index,
+                &test,
+                product,
+            )
+            .await?,
+        );
+        // The choices the product could make instead, measured beside it.
+        for (mode, voters) in [
+            (SearchMode::Hybrid, product.voters),
+            (SearchMode::Semantic, 15),
+            (SearchMode::Hybrid, 15),
+        ] {
+            let opts = ClassifyOptions {
+                semantic_mode: mode,
+                voters,
+            };
+            let name = format!("{} vote, {mode:?} neighbours, k={voters}", e.name());
+            rows.push(measure(&name, &index, &test, opts).await?);
+        }
     }
     let md = markdown(&spec, &rows, majority_at1, train.len(), test.len());
     println!("{md}");

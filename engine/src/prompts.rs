@@ -430,12 +430,42 @@ const CLASSIFY_WORDS: usize = 200;
 /// Neighbours that vote.
 const VOTERS: usize = 7;
 
+/// How `classify` finds the neighbours that vote.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassifyOptions {
+    /// Search mode of the neighbour search when a model is loaded (without
+    /// one it is always lexical).
+    pub semantic_mode: SearchMode,
+    /// Neighbours that vote.
+    pub voters: usize,
+}
+
+impl Default for ClassifyOptions {
+    fn default() -> Self {
+        Self {
+            semantic_mode: SearchMode::Semantic,
+            voters: VOTERS,
+        }
+    }
+}
+
 /// The category and tags a draft most likely has, from its nearest
 /// readable published articles (semantic with a model, else lexical).
 pub async fn classify(
     index: &SearchIndex,
     p: &Principal,
     draft: DraftText,
+) -> Result<Classification> {
+    classify_with(index, p, draft, ClassifyOptions::default()).await
+}
+
+/// `classify` with the neighbour search chosen by the caller (the
+/// benchmark measures the choices the product could make).
+pub async fn classify_with(
+    index: &SearchIndex,
+    p: &Principal,
+    draft: DraftText,
+    opts: ClassifyOptions,
 ) -> Result<Classification> {
     if draft.title.trim().is_empty() {
         return Err(Error::invalid("title", "must not be empty"));
@@ -455,7 +485,7 @@ pub async fn classify(
     } else {
         salient(&draft.title, &words)
     };
-    let neighbours = nearest(index, p, &text, VOTERS).await?;
+    let neighbours = nearest(index, p, &text, opts).await?;
     let categories = vote(neighbours.iter().map(|n| (n.category.clone(), n.weight)));
     let mut tags = vote(
         neighbours
@@ -507,16 +537,16 @@ async fn nearest(
     index: &SearchIndex,
     p: &Principal,
     text: &str,
-    k: usize,
+    opts: ClassifyOptions,
 ) -> Result<Vec<Neighbour>> {
     let mode = if index.semantic().is_some() {
-        SearchMode::Semantic
+        opts.semantic_mode
     } else {
         SearchMode::Lexical
     };
     let req = SearchRequest {
         q: truncate_bytes(text, crate::search::MAX_QUERY_BYTES),
-        limit: k,
+        limit: opts.voters.clamp(1, 50),
         mode: Some(mode),
         match_mode: crate::search::MatchMode::Any,
         ..Default::default()

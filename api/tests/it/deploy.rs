@@ -477,11 +477,17 @@ fn issue_7_k8s_manifests_are_consistent() {
     // Prometheus.
     let services = &compose["services"];
     for svc in ["postgres", "s3", "indexer", "api", "proxy", "prometheus"] {
-        assert!(services.get(svc).is_some(), "compose has no {svc:?} service");
+        assert!(
+            services.get(svc).is_some(),
+            "compose has no {svc:?} service"
+        );
     }
     assert_eq!(services["api"]["deploy"]["replicas"].as_u64(), Some(2));
     let haproxy = read("deploy/haproxy/haproxy.cfg");
-    assert!(haproxy.contains("option httpchk GET /readyz"), "the proxy checks /readyz");
+    assert!(
+        haproxy.contains("option httpchk GET /readyz"),
+        "the proxy checks /readyz"
+    );
     for (svc, var) in [
         ("indexer", "KMT_SNAPSHOT_S3_BUCKET"),
         ("indexer", "KMT_AUDIT_S3_BUCKET"),
