@@ -182,7 +182,11 @@ pub async fn gaps(
     });
     gaps.truncate(limit);
     for g in &mut gaps {
-        let neighbours = nearest(index, p, &g.suggested_title, 5).await?;
+        let opts = ClassifyOptions {
+            voters: 5,
+            ..ClassifyOptions::default()
+        };
+        let neighbours = nearest(index, p, &g.suggested_title, opts).await?;
         g.category = vote(neighbours.iter().map(|n| (n.category.clone(), n.weight)))
             .into_iter()
             .next()
