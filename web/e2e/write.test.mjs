@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 
 import { startServer, launchChromium, signInShell, screenshots } from './harness.mjs';
 import { authorWritesAndGetsApproved } from './flows/write.mjs';
+import { waitFindable } from './flows/read.mjs';
 import { KmtClient } from '../app/kmt-client.js';
 
 /** @type {import('./harness.mjs').Server} */
@@ -32,8 +33,8 @@ test('an author writes against a rule, a reviewer sends it back, the author resu
   assert.equal(seen.status, 'published');
   assert.ok(seen.body.includes('form FR-12'));
   assert.ok(!seen.body.includes(w.hiddenWord), 'the reviewer-only section is hidden from a viewer');
-  const hits = await vera.search({ q: 'ferry crossing refund', mode: 'lexical' });
-  assert.ok(hits.hits.some((h) => h.id === w.id), JSON.stringify(hits.hits.map((h) => h.title)));
+  // Indexing follows the store asynchronously: wait for it (bounded).
+  await waitFindable(server, 'vera', 'ferry crossing refund', w.id, 'lexical');
   assert.equal((await vera.search({ q: w.hiddenWord, mode: 'lexical' })).total, 0);
 });
 
