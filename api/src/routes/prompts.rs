@@ -65,8 +65,9 @@ pub async fn updates(
     ))
 }
 
-/// The category and tags a new draft most likely has, from its nearest
-/// readable published articles.
+/// The category and tags a new draft most likely has: the category from
+/// the record-type classifier (trained with the recommendation models),
+/// the tags from its nearest readable published articles.
 #[utoipa::path(post, path = "/v1/prompts/classify", tag = "analytics", request_body = DraftText,
     responses((status = 200, body = Classification), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -76,7 +77,11 @@ pub async fn classify(
     ApiJson(draft): ApiJson<DraftText>,
 ) -> ApiResult<Json<Classification>> {
     p.require(Permission::ArticleWrite)?;
-    Ok(Json(engine::prompts::classify(&s.index, &p, draft).await?))
+    let models = s.recommender.models();
+    let model = models.as_deref().and_then(|m| m.category_model.as_ref());
+    Ok(Json(
+        engine::prompts::classify(&s.index, model, &p, draft).await?,
+    ))
 }
 
 /// "Ask for an article on this": a signed-in reader asks for an article on

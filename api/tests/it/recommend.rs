@@ -358,3 +358,112 @@ async fn issue_5_cold_start_gets_popular_in_role_categories() {
     );
     s.stop().await;
 }
+
+/// Record types (issue 5): after a training, the category of a draft comes
+/// from the classifier, which learned only from articles everyone may read
+/// — a restricted article's category is never suggested, however closely
+/// the draft copies it — and a draft with no known word falls back to the
+/// neighbours' vote.
+async fn classifier(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let bodies = [
+        (
+            "levy-bank",
+            "collections",
+            "A bank levy holds the taxpayer's account until the debt is paid.",
+        ),
+        (
+            "levy-release",
+            "collections",
+            "Release the levy and notify the bank once payment clears.",
+        ),
+        (
+            "garnish",
+            "collections",
+            "Wage garnishment collects a debt from the taxpayer's employer.",
+        ),
+        (
+            "appeal-file",
+            "appeals",
+            "An appeal is filed with the hearing officer within thirty days.",
+        ),
+        (
+            "appeal-hear",
+            "appeals",
+            "The hearing officer schedules the appeal hearing and decides.",
+        ),
+        (
+            "appeal-late",
+            "appeals",
+            "A late appeal needs good cause shown to the hearing officer.",
+        ),
+    ];
+    for (slug, cat, body) in bodies {
+        let a = json!({"slug": slug, "title": slug.replace('-', " "), "category": cat,
+            "body": body, "status": "published"});
+        let (code, v) = call(&s, Method::POST, "/v1/articles", "admin", Some(a)).await;
+        assert_eq!(code, 201, "{v}");
+    }
+    for slug in ["zebra-1", "zebra-2"] {
+        let a = json!({"slug": slug, "title": "Zebra quagga okapi", "category": "secret-unit",
+            "audience": ["director"], "body": "Zebra quagga okapi tapir procedures for the unit.",
+            "status": "published"});
+        let (code, v) = call(&s, Method::POST, "/v1/articles", "admin", Some(a)).await;
+        assert_eq!(code, 201, "{v}");
+    }
+    wait_indexed(&s, 8).await;
+    retrain(&s).await;
+
+    let classify = |title: &'static str, body: &'static str| {
+        let s = &s;
+        async move {
+            let (code, c) = call(
+                s,
+                Method::POST,
+                "/v1/prompts/classify",
+                "alice",
+                Some(json!({"title": title, "body": body})),
+            )
+            .await;
+            assert_eq!(code, 200, "{c}");
+            c
+        }
+    };
+    let c = classify(
+        "Lifting a bank levy",
+        "The levy on the account ends when the debt is paid.",
+    )
+    .await;
+    assert_eq!(c["category_source"], "classifier", "{c}");
+    assert_eq!(c["categories"][0]["value"], "collections", "{c}");
+    let total: f64 = c["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["score"].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-3, "probabilities: {c}");
+    let c = classify(
+        "Appeal deadlines",
+        "When must the hearing officer receive the appeal?",
+    )
+    .await;
+    assert_eq!(c["categories"][0]["value"], "appeals", "{c}");
+
+    let c = classify("Zebra quagga okapi", "Zebra quagga okapi tapir procedures.").await;
+    assert!(!c.to_string().contains("secret-unit"), "{c}");
+    assert!(!c.to_string().contains("zebra-"), "{c}");
+    let c = classify("Xylophone", "Xylophone").await;
+    assert_eq!(c["category_source"], "neighbours", "{c}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn issue_5_classifier_learns_only_what_everyone_reads() {
+    classifier(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn issue_5_classifier_learns_only_what_everyone_reads_postgres() {
+    classifier(Backend::Postgres).await;
+}

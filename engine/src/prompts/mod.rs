@@ -10,8 +10,11 @@
 //! - **Updates**: live articles past their review date, rated low, voted
 //!   unhelpful, given feedback, or whose use is falling — ranked by impact
 //!   (uses × how many things are wrong).
-//! - **Record types**: the category and tags a new draft most likely has,
-//!   by a similarity-weighted vote of its nearest published neighbours.
+//! - **Record types** ([`classify`]): the category and tags a new draft
+//!   most likely has — the category from a text classifier trained on the
+//!   published articles ([`category_model`]), the tags (and the category
+//!   before a classifier exists) by a vote of its nearest readable
+//!   published neighbours.
 //!
 //! Everything goes through the permission-aware search and the read rule,
 //! so a prompt never names an article the caller may not read. Queries are
@@ -27,9 +30,19 @@ use utoipa::ToSchema;
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, Result};
 use crate::model::{ArticleId, UsageFilter, UsageWindow};
-use crate::search::{SearchIndex, SearchMode, SearchRequest};
+use crate::search::SearchIndex;
 use crate::store::Store;
 use crate::usage::analytics::QUERY_SCAN;
+
+pub mod category_model;
+mod classify;
+
+pub use category_model::{CategoryConfig, CategoryModel};
+pub use classify::{
+    classify, classify_with, draft_query, CategorySource, Classification, ClassifyOptions,
+    DraftText, Neighbour, Vote,
+};
+use classify::{nearest, vote};
 
 /// Least searches for a query to appear in a gap.
 pub const MIN_ASKED: i64 = 2;
@@ -378,245 +391,9 @@ pub async fn updates(
     Ok(out)
 }
 
-/// A new draft's text, to classify.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DraftText {
-    /// Title.
-    pub title: String,
-    /// Summary.
-    #[serde(default)]
-    pub summary: String,
-    /// Body.
-    #[serde(default)]
-    pub body: String,
-}
-
-/// A suggested value and its share of the neighbours' vote (0–1).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Vote {
-    /// Category or tag.
-    pub value: String,
-    /// Share of the vote.
-    pub score: f32,
-}
-
-/// A published neighbour of the draft.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Neighbour {
-    /// Article id.
-    pub id: ArticleId,
-    /// Slug.
-    pub slug: String,
-    /// Title.
-    pub title: String,
-    /// Its category.
-    pub category: String,
-    /// Its tags.
-    pub tags: Vec<String>,
-    /// Vote weight (by rank).
-    pub weight: f32,
-}
-
-/// Suggested category and tags of a draft.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Classification {
-    /// Categories, most likely first.
-    pub categories: Vec<Vote>,
-    /// Tags, most likely first (at most 8).
-    pub tags: Vec<Vote>,
-    /// The readable published articles the vote came from.
-    pub neighbours: Vec<Neighbour>,
-}
-
-/// Words of a draft embedded to find its neighbours by meaning.
-const CLASSIFY_WORDS: usize = 200;
-/// Neighbours that vote.
-const VOTERS: usize = 7;
-
-/// How `classify` finds the neighbours that vote.
-#[derive(Debug, Clone, Copy)]
-pub struct ClassifyOptions {
-    /// Search mode of the neighbour search when a model is loaded (without
-    /// one it is always lexical).
-    pub semantic_mode: SearchMode,
-    /// Neighbours that vote.
-    pub voters: usize,
-}
-
-impl Default for ClassifyOptions {
-    fn default() -> Self {
-        Self {
-            semantic_mode: SearchMode::Semantic,
-            voters: VOTERS,
-        }
-    }
-}
-
-/// The category and tags a draft most likely has, from its nearest
-/// readable published articles (semantic with a model, else lexical).
-pub async fn classify(
-    index: &SearchIndex,
-    p: &Principal,
-    draft: DraftText,
-) -> Result<Classification> {
-    classify_with(index, p, draft, ClassifyOptions::default()).await
-}
-
-/// `classify` with the neighbour search chosen by the caller (the
-/// benchmark measures the choices the product could make).
-pub async fn classify_with(
-    index: &SearchIndex,
-    p: &Principal,
-    draft: DraftText,
-    opts: ClassifyOptions,
-) -> Result<Classification> {
-    if draft.title.trim().is_empty() {
-        return Err(Error::invalid("title", "must not be empty"));
-    }
-    let body = [draft.summary.as_str(), &draft.body].join("\n");
-    let words: Vec<&str> = body
-        .lines()
-        .filter(|l| !l.trim_start().starts_with(":::"))
-        .flat_map(str::split_whitespace)
-        .collect();
-    let text = if index.semantic().is_some() {
-        std::iter::once(draft.title.as_str())
-            .chain(words.iter().copied())
-            .take(CLASSIFY_WORDS)
-            .collect::<Vec<_>>()
-            .join(" ")
-    } else {
-        salient(&draft.title, &words)
-    };
-    let neighbours = nearest(index, p, &text, opts).await?;
-    let categories = vote(neighbours.iter().map(|n| (n.category.clone(), n.weight)));
-    let mut tags = vote(
-        neighbours
-            .iter()
-            .flat_map(|n| n.tags.iter().map(move |t| (t.clone(), n.weight))),
-    );
-    tags.truncate(8);
-    Ok(Classification {
-        categories,
-        tags,
-        neighbours,
-    })
-}
-
-/// A lexical "more like this" query: the title's words, then the draft's
-/// most frequent longer words, within the query word limit.
-fn salient(title: &str, words: &[&str]) -> String {
-    let clean = |w: &str| -> String {
-        w.trim_matches(|c: char| !c.is_alphanumeric())
-            .to_lowercase()
-    };
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for w in words {
-        let w = clean(w);
-        if w.len() >= 4 && w.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            *counts.entry(w).or_default() += 1;
-        }
-    }
-    let mut out: Vec<String> = title
-        .split_whitespace()
-        .map(clean)
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut frequent: Vec<(String, usize)> = counts.into_iter().collect();
-    frequent.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    for (w, _) in frequent {
-        if out.len() >= crate::search::MAX_QUERY_WORDS {
-            break;
-        }
-        if !out.contains(&w) {
-            out.push(w);
-        }
-    }
-    out.join(" ")
-}
-
-/// The nearest readable live articles to `text`, weighted by rank.
-async fn nearest(
-    index: &SearchIndex,
-    p: &Principal,
-    text: &str,
-    opts: ClassifyOptions,
-) -> Result<Vec<Neighbour>> {
-    let mode = if index.semantic().is_some() {
-        opts.semantic_mode
-    } else {
-        SearchMode::Lexical
-    };
-    let req = SearchRequest {
-        q: truncate_bytes(text, crate::search::MAX_QUERY_BYTES),
-        limit: opts.voters.clamp(1, 50),
-        mode: Some(mode),
-        match_mode: crate::search::MatchMode::Any,
-        ..Default::default()
-    };
-    let (index, p) = (index.clone(), p.clone());
-    let res = tokio::task::spawn_blocking(move || index.search(&p, &req))
-        .await
-        .map_err(|e| Error::Unavailable(format!("neighbour search failed: {e}")))??;
-    Ok(res
-        .hits
-        .into_iter()
-        .enumerate()
-        .map(|(rank, h)| Neighbour {
-            id: h.id,
-            slug: h.slug,
-            title: h.title,
-            category: h.category,
-            tags: h.tags,
-            weight: 1.0 / (rank as f32 + 1.0),
-        })
-        .collect())
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate_bytes(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
-
-/// Sums weights per value; shares of the total, largest first.
-fn vote(items: impl Iterator<Item = (String, f32)>) -> Vec<Vote> {
-    let mut sums: HashMap<String, f32> = HashMap::new();
-    let mut total = 0.0;
-    for (v, w) in items {
-        *sums.entry(v).or_default() += w;
-        total += w;
-    }
-    let mut out: Vec<Vote> = sums
-        .into_iter()
-        .map(|(value, s)| Vote {
-            value,
-            score: if total > 0.0 { s / total } else { 0.0 },
-        })
-        .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.value.cmp(&b.value)));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn votes_are_shares_largest_first() {
-        let v = vote(
-            [("a", 1.0), ("b", 0.5), ("a", 0.5)]
-                .into_iter()
-                .map(|(s, w)| (s.to_string(), w)),
-        );
-        assert_eq!(v[0].value, "a");
-        assert!((v[0].score - 0.75).abs() < 1e-6);
-        assert!(vote(std::iter::empty()).is_empty());
-    }
 
     #[test]
     fn word_overlap_groups_rewordings() {

@@ -34,7 +34,8 @@ use super::implicit::rating_of;
 use super::{Dataset, Mf, MfConfig};
 use crate::auth::Principal;
 use crate::error::Result;
-use crate::model::{Article, ArticleId, Interaction};
+use crate::model::{Article, ArticleId, Interaction, PUBLIC};
+use crate::prompts::category_model::{CategoryConfig, CategoryCorpus, CategoryModel};
 use crate::store::Store;
 
 /// Default time between two trainings.
@@ -120,6 +121,9 @@ pub struct Models {
     pub category_of: HashMap<ArticleId, String>,
     /// Per role: categories by their share of the role's usage, largest first.
     pub role_categories: HashMap<String, Vec<(String, f64)>>,
+    /// The record-type classifier, trained in the same run (none while
+    /// fewer than two categories have articles everyone can read).
+    pub category_model: Option<CategoryModel>,
 }
 
 impl Models {
@@ -147,6 +151,7 @@ impl Models {
             popular,
             category_of,
             role_categories,
+            category_model: None,
         }
     }
 
@@ -297,6 +302,9 @@ struct Input {
     pairs: Vec<Interaction>,
     articles: HashMap<ArticleId, String>,
     roles: HashMap<i64, Vec<String>>,
+    /// Texts of the live articles every signed-in user can read, for the
+    /// record-type classifier.
+    texts: CategoryCorpus,
     at: DateTime<Utc>,
 }
 
@@ -315,12 +323,21 @@ async fn read_input(store: &Store) -> Result<Input> {
         }
     }
     let mut articles = HashMap::new();
+    let mut texts = CategoryCorpus::default();
+    let text_cfg = CategoryConfig::default();
     let mut after_id = ArticleId::MIN;
     loop {
         let page: Vec<Article> = store.scan_articles(after_id, PAGE).await?;
         let Some(last) = page.last() else { break };
         after_id = last.id;
         let done = (page.len() as i64) < PAGE;
+        for a in &page {
+            let everyone = a.audience.is_empty() || a.audience.iter().any(|r| r == PUBLIC);
+            if a.status.is_live() && everyone {
+                let text = [a.title.as_str(), &a.summary, &a.body].join("\n");
+                texts.add(&text, &a.category, &text_cfg);
+            }
+        }
         articles.extend(page.into_iter().map(|a| (a.id, a.category)));
         if done {
             break;
@@ -336,6 +353,7 @@ async fn read_input(store: &Store) -> Result<Input> {
         pairs,
         articles,
         roles,
+        texts,
         at,
     })
 }
@@ -394,7 +412,8 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
             (role, v)
         })
         .collect();
-    Models::new(
+    let category_model = CategoryModel::train(input.texts, &CategoryConfig::default());
+    let mut models = Models::new(
         ModelInfo {
             generation,
             trained_at: input.at,
@@ -407,7 +426,9 @@ fn fit(input: Input, generation: u64, cfg: &MfConfig) -> Models {
         popular,
         input.articles,
         role_categories,
-    )
+    );
+    models.category_model = category_model;
+    models
 }
 
 /// A user's interactions now (not as of the last training), newest first.
