@@ -22,6 +22,8 @@ const COLUMNS = /** @type {const} */ ([
 ]);
 /** @type {{sort: string, order: 'asc'|'desc'}} */
 const sort = { sort: 'uses', order: 'desc' };
+/** The report's page: first row and rows per page. */
+const paging = { offset: 0, size: 50 };
 
 const REASONS = /** @type {Record<string, string>} */ ({
   review_overdue: 'review overdue', low_rating: 'rated low', unhelpful: 'voted unhelpful',
@@ -229,6 +231,7 @@ async function report() {
         click: () => {
           sort.order = sort.sort === key && sort.order === 'desc' ? 'asc' : sort.sort === key ? 'desc' : num ? 'desc' : 'asc';
           sort.sort = key;
+          paging.offset = 0;
           report().then(() => { /** @type {HTMLElement|null} */ (table.querySelector(`th[data-key="${key}"] button`))?.focus(); });
         },
       },
@@ -237,10 +240,15 @@ async function report() {
   }));
   table.setAttribute('aria-busy', 'true');
   try {
-    const r = await kmt.articleReport({ sort: sort.sort, order: sort.order, limit: 100 });
+    const r = await kmt.articleReport({ sort: sort.sort, order: sort.order, limit: paging.size, offset: paging.offset });
     table.tBodies[0].replaceChildren(...r.rows.map(reportRow));
     table.dataset.sort = `${sort.sort}:${sort.order}`;
-    announce(`Article usage report: ${r.total} article${r.total === 1 ? '' : 's'}, by ${COLUMNS.find((c) => c[0] === sort.sort)?.[1]} ${sort.order === 'asc' ? 'ascending' : 'descending'}.`);
+    const range = r.rows.length ? `${paging.offset + 1}–${paging.offset + r.rows.length} of ${r.total}` : `0 of ${r.total}`;
+    byId('report-range').textContent = `Articles ${range}`;
+    table.dataset.offset = String(paging.offset);
+    /** @type {HTMLButtonElement} */ (byId('report-prev')).disabled = paging.offset === 0;
+    /** @type {HTMLButtonElement} */ (byId('report-next')).disabled = paging.offset + paging.size >= r.total;
+    announce(`Article usage report: articles ${range}, by ${COLUMNS.find((c) => c[0] === sort.sort)?.[1]} ${sort.order === 'asc' ? 'ascending' : 'descending'}.`);
   } catch (e) {
     table.tBodies[0].replaceChildren(h('tr', {}, h('td', { attrs: { colspan: COLUMNS.length }, text: `The report could not be loaded: ${describe(e)}` })));
   } finally {
@@ -269,6 +277,13 @@ if (!session) {
   needSignIn(main, 'Usage dashboard');
 } else {
   metric.addEventListener('change', () => { usage(); });
+  byId('report-prev').addEventListener('click', () => { paging.offset = Math.max(0, paging.offset - paging.size); report(); });
+  byId('report-next').addEventListener('click', () => { paging.offset += paging.size; report(); });
+  byId('report-size').addEventListener('change', (e) => {
+    paging.size = Number(/** @type {HTMLSelectElement} */ (e.target).value);
+    paging.offset = 0;
+    report();
+  });
   await Promise.all([usage(), queries(), gaps(), stale(), report()]);
   main.dataset.ready = 'true';
 }

@@ -101,6 +101,14 @@ test('the dashboard renders usage, queries, gaps and the sortable report', async
     assert.equal(await report.locator(`th[data-key="${key}"]`).getAttribute('aria-sort'), sort?.endsWith('asc') ? 'ascending' : 'descending');
     assert.equal(await report.locator('th[aria-sort="none"]').count(), 11, 'one column sorted at a time');
   }
+  // Every row on one page, so that one order is the other reversed.
+  const allOnOnePage = () => page.waitForFunction(() => {
+    const m = /of (\d+)$/.exec(document.getElementById('report-range')?.textContent ?? '');
+    return m && !document.querySelector('#report-table[aria-busy]')
+      && document.querySelectorAll('#report-table tbody tr').length === Number(m[1]);
+  });
+  await page.selectOption('#report-size', '250');
+  await allOnOnePage();
   await report.locator('th[data-key="title"] button').click();
   await page.waitForSelector('#report-table[data-sort="title:asc"]:not([aria-busy])');
   const titles = await report.locator('tbody tr th').allTextContents();
@@ -110,6 +118,32 @@ test('the dashboard renders usage, queries, gaps and the sortable report', async
   assert.deepEqual(await report.locator('tbody tr th').allTextContents(), [...titles].reverse());
   // Keyboard: the sort button keeps the focus after sorting.
   assert.equal(await page.evaluate(() => document.activeElement?.closest('th')?.getAttribute('data-key')), 'title');
+
+  // Pages: 25 rows a page; next and previous; the range says where; the
+  // pages do not overlap and sorting goes back to the first.
+  const rowsOnPage = (n) => page.waitForFunction((n) => !document.querySelector('#report-table[aria-busy]')
+    && document.querySelectorAll('#report-table tbody tr').length === n, n);
+  const ids = () => report.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+  const rowsTotal = titles.length;
+  assert.ok(rowsTotal > 25, `enough articles to page: ${rowsTotal}`);
+  await page.selectOption('#report-size', '25');
+  await rowsOnPage(25);
+  assert.equal(await page.textContent('#report-range'), `Articles 1–25 of ${rowsTotal}`);
+  assert.ok(await page.locator('#report-prev').isDisabled());
+  const first = await ids();
+  await page.click('#report-next');
+  await page.waitForSelector('#report-table[data-offset="25"]:not([aria-busy])');
+  const second = await ids();
+  assert.equal(second.length, Math.min(25, rowsTotal - 25));
+  assert.ok(second.every((id) => !first.includes(id)), 'pages do not overlap');
+  assert.equal(await page.textContent('#report-range'), `Articles 26–${25 + second.length} of ${rowsTotal}`);
+  await page.click('#report-prev');
+  await page.waitForSelector('#report-table[data-offset="0"]:not([aria-busy])');
+  assert.deepEqual(await ids(), first);
+  await page.click('#report-next');
+  await page.waitForSelector('#report-table[data-offset="25"]:not([aria-busy])');
+  await report.locator('th[data-key="id"] button').click();
+  await page.waitForSelector('#report-table[data-offset="0"][data-sort^="id:"]:not([aria-busy])');
 
   await screenshots(page, 'dashboard');
   assert.deepEqual(errors, []);
