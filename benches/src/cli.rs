@@ -303,6 +303,8 @@ pub(crate) struct SeedArgs {
     pub(crate) count_only: bool,
 }
 
+/// `$XDG_CACHE_HOME/kmt/NAME` (else `$HOME/.cache/kmt/NAME`): where the
+/// benchmarks keep vectors between runs.
 pub(crate) fn cache_dir(name: &str) -> PathBuf {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     non_empty("XDG_CACHE_HOME")
@@ -311,16 +313,6 @@ pub(crate) fn cache_dir(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cache"))
         .join("kmt")
         .join(name)
-}
-
-pub(crate) fn ann_cache_dir() -> PathBuf {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    non_empty("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| non_empty("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"))
-        .join("kmt")
-        .join("ann")
 }
 
 #[derive(Args, Clone)]

@@ -35,7 +35,7 @@ mod seed;
 mod stats;
 mod swap;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -97,15 +97,7 @@ async fn run(cli: Cli) -> Result<()> {
                     .model_dir
                     .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
                 embedder: a.embedder,
-                cache: a.cache.unwrap_or_else(|| {
-                    std::env::var_os("XDG_CACHE_HOME")
-                        .map(PathBuf::from)
-                        .or_else(|| {
-                            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))
-                        })
-                        .unwrap_or_else(|| PathBuf::from("."))
-                        .join("kmt/relevance")
-                }),
+                cache: a.cache.unwrap_or_else(|| cache_dir("relevance")),
                 reference: a.reference,
                 out: a.out,
                 dump: a.dump,
@@ -122,12 +114,7 @@ async fn run(cli: Cli) -> Result<()> {
                     .model_dir
                     .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
                 embedders: a.embedders,
-                cache: a.cache.unwrap_or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| PathBuf::from(h).join(".cache"))
-                        .unwrap_or_else(|| PathBuf::from("."))
-                        .join("kmt/relevance")
-                }),
+                cache: a.cache.unwrap_or_else(|| cache_dir("relevance")),
                 holdout: a.holdout,
                 out: a.out,
                 dump: a.dump,
@@ -165,7 +152,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let spec = ann::AnnSpec {
                 corpora: a.corpora,
-                cache: a.cache.unwrap_or_else(ann_cache_dir),
+                cache: a.cache.unwrap_or_else(|| cache_dir("ann")),
                 model_dir: a
                     .model_dir
                     .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
@@ -282,12 +269,7 @@ async fn run(cli: Cli) -> Result<()> {
                 data,
                 model_dir: model_dir
                     .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
-                cache: cache.unwrap_or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| PathBuf::from(h).join(".cache"))
-                        .unwrap_or_else(|| PathBuf::from("."))
-                        .join("kmt/relevance")
-                }),
+                cache: cache.unwrap_or_else(|| cache_dir("relevance")),
                 command: report::command_line(&std::env::args().collect::<Vec<_>>()),
             };
             let section = tokio::task::spawn_blocking(move || recommend::ranking::run(&spec))
