@@ -12,18 +12,19 @@
 //!   similar length, so a short text never pays for a long neighbour's
 //!   padding.
 //!
-//! The matrix products run in `gemm`; the workspace enables its AVX-512
-//! kernels (`x86-v4`), which are picked at run time only on CPUs that have
-//! AVX-512F.
+//! The forward pass is our own ([`super::bert`]): candle reads the
+//! checkpoint, and the encoder runs fused over the exact tokens of a call
+//! (no padding), its matrix products in `gemm`; the workspace enables
+//! gemm's AVX-512 kernels (`x86-v4`), picked at run time only on CPUs that
+//! have AVX-512F.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::Device;
+use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams, TruncationStrategy};
 
+use super::bert::Bert;
 use super::{normalize, Embedder};
 use crate::error::{Error, Result};
 
@@ -35,24 +36,19 @@ pub const DIM: usize = 384;
 /// sentence-transformers uses the same window for this model, which was
 /// trained on inputs of at most 256 tokens.
 pub const MAX_TOKENS: usize = 256;
-/// Most inputs in one forward pass. Inputs of similar length share a batch,
-/// so a batch adds little padding; the cap bounds the activations (and the
-/// latency of a call that mixes a query with a flood of passages).
-const BATCH: usize = 32;
-/// Most tokens (batch × padded length) in one forward pass: long passages go
-/// in smaller batches so the attention scores (which grow with the square of
-/// the length) stay cache-sized.
+/// Most tokens in one forward pass (inputs are not padded): bounds the
+/// activations, which grow with the tokens (about 10 KB each), and the
+/// latency of a call that mixes a query with a flood of passages.
 const BATCH_TOKENS: usize = 4096;
 
 /// all-MiniLM-L6-v2 on the CPU.
 ///
-/// `Send + Sync`: the weights are immutable tensors and the tokenizer is
-/// only read, so concurrent [`Embedder::embed`] calls share one model
-/// without locking (each call allocates its own activations).
+/// `Send + Sync`: the weights are immutable and the tokenizer is only
+/// read, so concurrent [`Embedder::embed`] calls share one model without
+/// locking (each call allocates its own activations).
 pub struct LocalEmbedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 impl LocalEmbedder {
@@ -82,6 +78,17 @@ impl LocalEmbedder {
         let config: Config = serde_json::from_str(&config_text).map_err(|e| {
             Error::Embedding(format!("bad model config {}: {e}", config_path.display()))
         })?;
+        if !matches!(config.hidden_act, HiddenAct::Gelu)
+            || !matches!(
+                config.position_embedding_type,
+                PositionEmbeddingType::Absolute
+            )
+        {
+            return Err(Error::Embedding(format!(
+                "model in {} is not a BERT with erf GELU and absolute positions",
+                dir.display()
+            )));
+        }
         if config.hidden_size != DIM {
             return Err(Error::Embedding(format!(
                 "model in {} has dimension {}, expected {DIM} for {MODEL_ID}",
@@ -109,25 +116,19 @@ impl LocalEmbedder {
             }))
             .map_err(|e| Error::Embedding(format!("cannot set tokenizer truncation: {e}")))?;
 
-        let device = Device::Cpu;
-        let weights = load_weights(&weights_path, &device).map_err(|e| {
+        let weights = candle_core::safetensors::load(&weights_path, &Device::Cpu).map_err(|e| {
             Error::Embedding(format!(
                 "cannot read weights {}: {e}",
                 weights_path.display()
             ))
         })?;
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &device);
-        let model = BertModel::load(vb, &config).map_err(|e| {
+        let model = Bert::from_tensors(&weights, config.num_attention_heads).map_err(|e| {
             Error::Embedding(format!(
                 "cannot load model from {}: {e}",
                 weights_path.display()
             ))
         })?;
-        Ok(LocalEmbedder {
-            model,
-            tokenizer,
-            device,
-        })
+        Ok(LocalEmbedder { model, tokenizer })
     }
 
     /// Where `make model` puts the model: `$KMT_MODEL_DIR` if set, else
@@ -149,6 +150,13 @@ impl LocalEmbedder {
     /// (what the model's cost is proportional to).
     pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>> {
         Ok(self.tokenize(texts)?.iter().map(|t| t.ids.len()).collect())
+    }
+
+    /// Token ids of `texts` as the model sees them (special tokens
+    /// included, truncated to the window): for tests and benchmarks that
+    /// run another implementation on the same input.
+    pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        Ok(self.tokenize(texts)?.into_iter().map(|t| t.ids).collect())
     }
 
     fn tokenize(&self, texts: &[&str]) -> Result<Vec<Tokens>> {
@@ -186,72 +194,16 @@ impl LocalEmbedder {
         Ok(out)
     }
 
-    /// Embeds one batch of tokenized inputs, padded to the longest of them;
-    /// the mean-pooled vectors are scaled to unit length when `unit`.
+    /// Embeds one batch of tokenized inputs (one forward pass); the
+    /// mean-pooled vectors are scaled to unit length when `unit`.
     fn embed_batch(&self, batch: &[&Tokens], unit: bool) -> Result<Vec<Vec<f32>>> {
-        let n = batch.len();
-        let len = batch.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
-        let mut ids = vec![0u32; n * len];
-        let mut mask = vec![0u32; n * len];
-        for (i, t) in batch.iter().enumerate() {
-            ids[i * len..i * len + t.ids.len()].copy_from_slice(&t.ids);
-            mask[i * len..i * len + t.ids.len()].fill(1);
-        }
-        let err = |e: candle_core::Error| Error::Embedding(format!("model failed: {e}"));
-        let ids_t = Tensor::from_vec(ids, (n, len), &self.device).map_err(err)?;
-        let mask_t = Tensor::from_slice(&mask, (n, len), &self.device).map_err(err)?;
-        let types_t = Tensor::zeros((n, len), DType::U32, &self.device).map_err(err)?;
-        let hidden = self
-            .model
-            .forward(&ids_t, &types_t, Some(&mask_t))
-            .map_err(err)?;
-        // Mean pooling is a few thousand additions: done on the flat buffer
-        // rather than as tensor ops, which would allocate four more tensors.
-        let hidden: Vec<f32> = hidden.flatten_all().map_err(err)?.to_vec1().map_err(err)?;
-        let dim = hidden.len() / (n * len);
-        let mut out = Vec::with_capacity(n);
-        for (i, t) in batch.iter().enumerate() {
-            let mut v = vec![0.0f32; dim];
-            let rows = &hidden[i * len * dim..(i * len + t.ids.len()) * dim];
-            for row in rows.chunks_exact(dim) {
-                v.iter_mut().zip(row).for_each(|(a, x)| *a += x);
-            }
-            // Scaling by 1/count before normalising changes nothing in
-            // direction; it is kept so the vector matches
-            // sentence-transformers' before its Normalize layer too.
-            let count = t.ids.len().max(1) as f32;
-            v.iter_mut().for_each(|a| *a /= count);
-            if unit {
-                normalize(&mut v);
-            }
-            out.push(v);
+        let ids: Vec<&[u32]> = batch.iter().map(|t| t.ids.as_slice()).collect();
+        let mut out = self.model.pooled(&ids);
+        if unit {
+            out.iter_mut().for_each(|v| normalize(v));
         }
         Ok(out)
     }
-}
-
-/// The model's tensors as f32, with every linear layer's weight stored
-/// transposed (same shape, column-major data).
-///
-/// Why: candle computes a linear layer as `x · Wᵀ`. With `W` row-major, the
-/// transposed operand reaches gemm in the layout its kernels cannot read
-/// directly, so gemm repacks the whole weight matrix on every call. For a
-/// ten-token query that repacking (6 layers, 42 MB of weights) cost more
-/// than the arithmetic. Stored column-major, `Wᵀ` is a plain row-major
-/// matrix and gemm streams it as is. The values are unchanged; only their
-/// order in memory differs.
-fn load_weights(path: &Path, device: &Device) -> candle_core::Result<HashMap<String, Tensor>> {
-    let mut tensors = candle_core::safetensors::load(path, device)?;
-    for (name, t) in tensors.iter_mut() {
-        let t32 = t.to_dtype(DType::F32)?;
-        // Embedding tables are looked up by row, not multiplied: keep them.
-        *t = if t32.rank() == 2 && name.ends_with(".weight") && !name.contains("embeddings") {
-            t32.t()?.contiguous()?.t()?
-        } else {
-            t32
-        };
-    }
-    Ok(tensors)
 }
 
 /// One tokenized input.
@@ -273,22 +225,18 @@ impl Embedder for LocalEmbedder {
             return Ok(Vec::new());
         }
         let tokens = self.tokenize(texts)?;
-        // Longest first, so each batch is padded to nearly its own length and
-        // the batch-size cap for long inputs is decided by the longest.
-        let mut order: Vec<usize> = (0..tokens.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
-
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut out = Vec::with_capacity(texts.len());
         let mut start = 0;
-        while start < order.len() {
-            let longest = tokens[order[start]].ids.len().max(1);
-            let size = (BATCH_TOKENS / longest).clamp(1, BATCH);
-            let end = (start + size).min(order.len());
-            let batch: Vec<&Tokens> = order[start..end].iter().map(|&i| &tokens[i]).collect();
-            let vectors = self.embed_batch(&batch, true)?;
-            for (&i, v) in order[start..end].iter().zip(vectors) {
-                out[i] = v;
+        while start < tokens.len() {
+            // As many inputs as fit in BATCH_TOKENS (at least one).
+            let mut end = start + 1;
+            let mut sum = tokens[start].ids.len();
+            while end < tokens.len() && sum + tokens[end].ids.len() <= BATCH_TOKENS {
+                sum += tokens[end].ids.len();
+                end += 1;
             }
+            let batch: Vec<&Tokens> = tokens[start..end].iter().collect();
+            out.extend(self.embed_batch(&batch, true)?);
             start = end;
         }
         Ok(out)

@@ -23,11 +23,12 @@
 mod exact;
 mod persist;
 mod query;
+mod walk;
 
 pub use query::{Allowed, ArticleScore, Plan, SearchParams};
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 use hnsw_rs::prelude::{DistDot, Hnsw};
@@ -35,6 +36,7 @@ use rayon::prelude::*;
 
 use crate::embed::dot;
 use crate::model::ArticleId;
+use walk::Links;
 
 /// Neighbours per node and layer in the graph (M).
 const MAX_CONNECTIONS: usize = 16;
@@ -49,12 +51,17 @@ const MAX_LAYERS: usize = 16;
 pub const DEFAULT_EF: usize = 128;
 /// Neighbours asked of the graph when checking that a vector finds itself.
 const SELF_RECALL_K: usize = 10;
+/// Slots inserted since the links were copied that trigger a new copy (at
+/// least; or 2 % of the live slots): until then each search scans them.
+const RECOPY_AFTER: usize = 512;
 
 /// Slot table and graph of one build.
 struct Inner {
     dim: usize,
     hnsw: Hnsw<'static, f32, DistDot>,
     table: RwLock<Table>,
+    /// Serialises writers (inserting into the graph and copying its links).
+    writer: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -73,6 +80,9 @@ pub(super) struct Table {
     pub(super) orphans: Vec<u32>,
     /// Live slots.
     pub(super) live: usize,
+    /// The graph's links as searches walk them; slots from
+    /// `links.covered` on are newer than the copy and scanned exactly.
+    pub(super) links: Links,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +145,7 @@ impl VectorIndex {
                 dim,
                 hnsw: new_graph(0),
                 table: RwLock::default(),
+                writer: Mutex::new(()),
             })),
         }
     }
@@ -154,12 +165,14 @@ impl VectorIndex {
             .collect();
         hnsw.parallel_insert_slice(&items);
         drop(items);
+        table.links = Links::copy(&hnsw, table.article.len());
         let inner = Inner {
             dim,
             hnsw,
             table: RwLock::new(table),
+            writer: Mutex::new(()),
         };
-        inner.repair();
+        inner.repair(0);
         VectorIndex {
             inner: Arc::new(ArcSwap::from_pointee(inner)),
         }
@@ -208,10 +221,12 @@ impl VectorIndex {
     /// unit length and of [`VectorIndex::dim`] floats.
     pub fn upsert(&self, id: ArticleId, hash: String, vectors: &[Vec<f32>]) {
         let inner = self.inner.load_full();
+        let _writer = inner.writer.lock().expect("vector writer lock");
         let dim = inner.dim;
         let vectors: Vec<&Vec<f32>> = vectors.iter().filter(|v| v.len() == dim).collect();
         // Reserve slots (not yet alive), insert into the graph without
-        // holding the table lock, then make them live in one step.
+        // holding the table lock, then make them live in one step. Until
+        // the links are copied again, searches scan the new slots exactly.
         let first = {
             let mut t = inner.table.write().expect("vector table lock");
             let first = t.article.len() as u32;
@@ -224,22 +239,22 @@ impl VectorIndex {
             first
         };
         let slots: Vec<u32> = (first..first + vectors.len() as u32).collect();
-        let mut orphans = Vec::new();
         for (&slot, v) in slots.iter().zip(&vectors) {
             inner.hnsw.insert_slice((v.as_slice(), slot as usize));
-            let found = inner.hnsw.search(v, SELF_RECALL_K, DEFAULT_EF);
-            if !found.iter().any(|n| n.d_id == slot as usize) {
-                orphans.push(slot);
+        }
+        let uncovered = {
+            let mut t = inner.table.write().expect("vector table lock");
+            kill_article(&mut t, id);
+            for &s in &slots {
+                t.alive[s as usize] = true;
             }
+            t.live += slots.len();
+            t.articles.insert(id, Entry { hash, slots });
+            (t.article.len() - t.links.covered) > RECOPY_AFTER.max(t.live / 50)
+        };
+        if uncovered {
+            inner.recopy();
         }
-        let mut t = inner.table.write().expect("vector table lock");
-        kill_article(&mut t, id);
-        for &s in &slots {
-            t.alive[s as usize] = true;
-        }
-        t.live += slots.len();
-        t.orphans.extend(orphans);
-        t.articles.insert(id, Entry { hash, slots });
     }
 
     /// The unit-length mean of an article's passage vectors (what "related
@@ -382,32 +397,37 @@ impl VectorIndex {
             .par_iter()
             .filter(|&&s| {
                 orphans.contains(&s)
-                    || inner
-                        .hnsw
-                        .search(t.vector(inner.dim, s), SELF_RECALL_K, DEFAULT_EF)
-                        .iter()
-                        .any(|n| n.d_id == s as usize)
+                    || s as usize >= t.links.covered
+                    || finds_itself(&t, inner.dim, s)
             })
             .count();
         found as f64 / live.len() as f64
     }
 }
 
+/// Whether a walk from `slot`'s own vector finds it.
+fn finds_itself(t: &Table, dim: usize, slot: u32) -> bool {
+    t.links
+        .walk(
+            &t.vectors,
+            dim,
+            t.vector(dim, slot),
+            SELF_RECALL_K,
+            DEFAULT_EF,
+            &|s| t.alive[s as usize],
+        )
+        .iter()
+        .any(|&(_, s)| s == slot)
+}
+
 impl Inner {
-    /// Puts every live slot the graph does not find from its own vector on
-    /// the orphan list. Returns how many.
-    fn repair(&self) -> usize {
+    /// Puts every live slot from `from` on that a walk does not find from
+    /// its own vector on the orphan list. Returns how many.
+    fn repair(&self, from: usize) -> usize {
         let t = self.table.read().expect("vector table lock");
-        let missing: Vec<u32> = (0..t.article.len() as u32)
+        let missing: Vec<u32> = (from as u32..t.links.covered as u32)
             .into_par_iter()
-            .filter(|&s| {
-                t.alive[s as usize]
-                    && !self
-                        .hnsw
-                        .search(t.vector(self.dim, s), SELF_RECALL_K, DEFAULT_EF)
-                        .iter()
-                        .any(|n| n.d_id == s as usize)
-            })
+            .filter(|&s| t.alive[s as usize] && !finds_itself(&t, self.dim, s))
             .collect();
         drop(t);
         let n = missing.len();
@@ -417,8 +437,28 @@ impl Inner {
                 "vector graph repair: slots put on the exact-scan list"
             );
         }
-        self.table.write().expect("vector table lock").orphans = missing;
+        let mut t = self.table.write().expect("vector table lock");
+        if from == 0 {
+            t.orphans = missing;
+        } else {
+            let alive = &t.alive;
+            let missing: Vec<u32> = missing.into_iter().filter(|s| alive[*s as usize]).collect();
+            t.orphans.extend(missing);
+        }
         n
+    }
+
+    /// Copies the graph's links again (covering every slot inserted since
+    /// the last copy) and repairs what the new slots cannot reach. The
+    /// caller holds the writer lock, so no insert is half done.
+    fn recopy(&self) {
+        let slots = self.table.read().expect("vector table lock").article.len();
+        let links = Links::copy(&self.hnsw, slots);
+        let from = {
+            let mut t = self.table.write().expect("vector table lock");
+            std::mem::replace(&mut t.links, links).covered
+        };
+        self.repair(from);
     }
 }
 
@@ -505,13 +545,13 @@ fn graph(
     k: usize,
     ef: usize,
 ) -> Vec<ArticleScore> {
-    let filter = |slot: &usize| t.alive[*slot] && allowed.contains(t.article[*slot]);
+    let keep = |slot: u32| t.alive[slot as usize] && allowed.contains(t.article[slot as usize]);
     // Several passages of one article may come back: ask for more slots
     // than articles, then keep each article's best.
     let want = (k * 3).max(k + 8);
-    let found = inner
-        .hnsw
-        .search_filter(query, want, ef.max(want), Some(&filter));
+    let found = t
+        .links
+        .walk(&t.vectors, inner.dim, query, want, ef.max(want), &keep);
     let mut best: HashMap<ArticleId, ArticleScore> = HashMap::with_capacity(found.len());
     let mut consider = |slot: u32, sim: f32| {
         let id = t.article[slot as usize];
@@ -525,14 +565,13 @@ fn graph(
             e.passage = t.passage[slot as usize];
         }
     };
-    for n in &found {
-        let slot = n.d_id as u32;
-        if filter(&n.d_id) {
-            consider(slot, 1.0 - n.distance);
-        }
+    for &(sim, slot) in &found {
+        consider(slot, sim);
     }
-    for &slot in &t.orphans {
-        if t.alive[slot as usize] && allowed.contains(t.article[slot as usize]) {
+    // What the graph cannot reach, and what is newer than its copy.
+    let newer = t.links.covered as u32..t.article.len() as u32;
+    for slot in t.orphans.iter().copied().chain(newer) {
+        if keep(slot) {
             consider(slot, dot(query, t.vector(inner.dim, slot)));
         }
     }

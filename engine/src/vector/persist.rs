@@ -152,11 +152,13 @@ impl VectorIndex {
             }
             h
         };
+        t.links = super::walk::Links::copy(&hnsw, meta.slots);
         Ok(Some(VectorIndex {
             inner: Arc::new(ArcSwap::from_pointee(Inner {
                 dim,
                 hnsw,
                 table: RwLock::new(t),
+                writer: std::sync::Mutex::new(()),
             })),
         }))
     }

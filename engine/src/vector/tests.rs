@@ -133,3 +133,53 @@ fn allowed_set() {
     assert!(a.contains(200) && a.contains(1) && !a.contains(2) && !a.contains(-4));
     assert!(!a.contains(100_000));
 }
+
+#[test]
+fn upserts_are_found_before_and_after_the_links_are_copied_again() {
+    let dim = 16;
+    let arts: Vec<_> = (1..=1000i64)
+        .map(|id| (id, format!("h{id}"), vec![rand_vec(id as u64, dim)]))
+        .collect();
+    let idx = VectorIndex::build(dim, arts);
+    let graph_only = SearchParams {
+        ef: 64,
+        exact_below: 0,
+        exact_fraction: 0.0,
+    };
+    let covered = |idx: &VectorIndex| idx.inner.load().table.read().unwrap().links.covered;
+    assert_eq!(covered(&idx), 1000);
+    // A new article is newer than the copied links: scanned exactly, found.
+    let v = rand_vec(77_777, dim);
+    idx.upsert(5000, "n".into(), std::slice::from_ref(&v));
+    assert_eq!(covered(&idx), 1000);
+    let all = Allowed::from_ids((1..=6000).collect());
+    let (h, plan) = idx.search(&v, &all, 3, graph_only);
+    assert_eq!((h[0].id, plan), (5000, Plan::Graph));
+    // Enough inserts copy the links again; every article stays findable
+    // from its own vector, and updates leave no stale hit.
+    for id in 5001..5000 + RECOPY_AFTER as i64 + 10 {
+        idx.upsert(id, "n".into(), &[rand_vec(id as u64, dim)]);
+    }
+    idx.upsert(5000, "m".into(), &[rand_vec(1, dim)]);
+    assert!(covered(&idx) > 1000);
+    assert_eq!(idx.self_recall(), 1.0);
+    for id in (5001..5000 + RECOPY_AFTER as i64 + 10).step_by(37) {
+        let (h, _) = idx.search(&rand_vec(id as u64, dim), &all, 1, graph_only);
+        assert_eq!(h[0].id, id);
+    }
+    let (h, _) = idx.search(&v, &all, 10, graph_only);
+    assert!(h.iter().all(|a| a.id != 5000 || a.similarity < 0.99));
+    // A selective filter walked through the graph still gives k allowed hits.
+    let few = Allowed::from_ids((1..=1000).filter(|i| i % 50 == 0).collect());
+    let (h, plan) = idx.search(&v, &few, 10, graph_only);
+    assert_eq!(plan, Plan::Graph);
+    assert_eq!(h.len(), 10);
+    assert!(h.iter().all(|a| a.id % 50 == 0));
+    let exact: Vec<i64> = idx
+        .search_exact(&v, &few, 10)
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    let got: Vec<i64> = h.iter().map(|a| a.id).collect();
+    assert_eq!(got, exact);
+}

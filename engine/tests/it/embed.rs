@@ -132,6 +132,56 @@ fn local_batch_equals_one_by_one() {
     }
 }
 
+/// The fused forward pass (`engine::embed::bert`) computes what candle's
+/// reference BERT computes on the same weights and tokens.
+#[test]
+fn local_fused_forward_matches_candle_bert() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config};
+    let dir = LocalEmbedder::default_dir();
+    let config: Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).expect("config"))
+            .expect("config json");
+    let device = Device::Cpu;
+    // SAFETY: the model file is not modified while the test runs.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[dir.join("model.safetensors")],
+            DType::F32,
+            &device,
+        )
+    }
+    .expect("weights");
+    let reference = BertModel::load(vb, &config).expect("candle bert");
+    let long = "vacuum reclaims storage occupied by dead tuples ".repeat(60);
+    let texts = [
+        "index",
+        "How do I create an index?",
+        "",
+        "Point-in-time recovery replays the write-ahead log from a base backup.",
+        long.as_str(),
+        "Überprüfung der Datenbank — ça marche? 数据库",
+    ];
+    let ids = model().token_ids(&texts).expect("tokenize");
+    let ours = model().embed(&texts).expect("embed");
+    for ((text, ids), got) in texts.iter().zip(&ids).zip(&ours) {
+        let n = ids.len();
+        let t = |v: Vec<u32>| Tensor::from_vec(v, (1, n), &device).expect("tensor");
+        let hidden = reference
+            .forward(&t(ids.clone()), &t(vec![0; n]), Some(&t(vec![1; n])))
+            .expect("forward");
+        let rows: Vec<Vec<f32>> = hidden.squeeze(0).expect("squeeze").to_vec2().expect("rows");
+        let mut want = vec![0.0f32; 384];
+        for row in &rows {
+            want.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+        }
+        engine::embed::normalize(&mut want);
+        let what: String = text.chars().take(30).collect();
+        assert_close(got, &want, 2e-5, &what);
+        assert!(dot(got, &want) > 0.999_999, "{text:?}");
+    }
+}
+
 #[test]
 fn local_truncates_long_input() {
     let words: Vec<String> = (0..300).map(|i| format!("topic{} data", i % 37)).collect();

@@ -1,0 +1,245 @@
+//! Our own walk of the HNSW graph hnsw_rs builds.
+//!
+//! hnsw_rs builds, updates and persists the graph; searches walk a flat,
+//! read-only copy of its links ([`Links`], slot ids in contiguous arrays)
+//! over the slot table's vectors. hnsw_rs's own search allocates an `Arc`
+//! and a hash-map entry per visited point, takes a lock per expanded node,
+//! makes only one greedy hop per upper layer, and — given any filter, even
+//! one that allows everything — never stops early, so it expands every
+//! candidate it ever queued. The walk here is the textbook one (greedy
+//! descent to convergence, then a beam of `ef` on layer 0 that stops when
+//! its best candidate is worse than its worst kept result) with a
+//! generation-stamped visited array and prefetching, and it applies the
+//! permission filter the way hnswlib does: filtered-out points are walked
+//! through but never kept, so the filter stays inside the search.
+//!
+//! Slots inserted after the copy was made are not in it: searches scan them
+//! exactly (like the orphans) until the next copy.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use hnsw_rs::prelude::{DistDot, Hnsw};
+
+use crate::embed::dot;
+
+/// The graph's links by slot, copied out of hnsw_rs.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    /// Slots below this were in the graph when it was copied.
+    pub(super) covered: usize,
+    /// Where the walk starts (a slot on the top layer), if any point exists.
+    entry: Option<u32>,
+    /// Layer-0 neighbours of slot `s`: `level0[offsets[s]..offsets[s + 1]]`.
+    offsets: Vec<u32>,
+    level0: Vec<u32>,
+    /// Neighbours on layer `l ≥ 1` at `upper[l - 1]` (few points each).
+    upper: Vec<HashMap<u32, Box<[u32]>>>,
+}
+
+impl Links {
+    /// Copies the links of every point of `hnsw` whose slot is below
+    /// `covered` (all points, when nothing is being inserted meanwhile).
+    pub(super) fn copy(hnsw: &Hnsw<'static, f32, DistDot>, covered: usize) -> Links {
+        let top = hnsw.get_max_level_observed() as usize;
+        let mut per_slot: Vec<Vec<u32>> = vec![Vec::new(); covered];
+        let mut upper: Vec<HashMap<u32, Box<[u32]>>> = vec![HashMap::new(); top];
+        let mut entry = None;
+        let keep = |ns: &[hnsw_rs::prelude::Neighbour]| -> Vec<u32> {
+            ns.iter()
+                .filter(|n| n.d_id < covered)
+                .map(|n| n.d_id as u32)
+                .collect()
+        };
+        for p in hnsw.get_point_indexation() {
+            let slot = p.get_origin_id();
+            if slot >= covered {
+                continue;
+            }
+            let layer = p.get_point_id().0 as usize;
+            let hood = p.get_neighborhood_id();
+            if let Some(l0) = hood.first() {
+                per_slot[slot] = keep(l0);
+            }
+            for l in 1..=layer.min(top) {
+                if let Some(ns) = hood.get(l) {
+                    upper[l - 1].insert(slot as u32, keep(ns).into_boxed_slice());
+                }
+            }
+            if layer == top && entry.is_none() {
+                entry = Some(slot as u32);
+            }
+        }
+        let mut offsets = Vec::with_capacity(covered + 1);
+        let mut level0 = Vec::with_capacity(per_slot.iter().map(Vec::len).sum());
+        offsets.push(0u32);
+        for ns in per_slot {
+            level0.extend(ns);
+            offsets.push(level0.len() as u32);
+        }
+        Links {
+            covered,
+            entry,
+            offsets,
+            level0,
+            upper,
+        }
+    }
+
+    fn level0(&self, slot: u32) -> &[u32] {
+        let s = slot as usize;
+        &self.level0[self.offsets[s] as usize..self.offsets[s + 1] as usize]
+    }
+
+    /// The best `n` slots by similarity to `query` among those `keep`
+    /// accepts, best first, from a walk with a beam of `ef ≥ n`.
+    pub(super) fn walk(
+        &self,
+        vectors: &[f32],
+        dim: usize,
+        query: &[f32],
+        n: usize,
+        ef: usize,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Vec<(f32, u32)> {
+        let Some(mut cur) = self.entry else {
+            return Vec::new();
+        };
+        let vec_of = |s: u32| &vectors[s as usize * dim..(s as usize + 1) * dim];
+        let mut best = dot(query, vec_of(cur));
+        // Greedy descent, to convergence on every upper layer.
+        for layer in self.upper.iter().rev() {
+            loop {
+                let mut moved = false;
+                for &nb in layer.get(&cur).map(|b| &b[..]).unwrap_or(&[]) {
+                    let sim = dot(query, vec_of(nb));
+                    if sim > best {
+                        best = sim;
+                        cur = nb;
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+        let ef = ef.max(n).max(1);
+        VISITED.with(|v| {
+            let mut visited = v.borrow_mut();
+            visited.reset(self.covered);
+            visited.mark(cur);
+            // Candidates: best first. Results: worst on top, at most ef.
+            let mut cand: BinaryHeap<(Sim, u32)> = BinaryHeap::with_capacity(ef * 4);
+            let mut res: BinaryHeap<Reverse<(Sim, u32)>> = BinaryHeap::with_capacity(ef + 1);
+            cand.push((Sim(best), cur));
+            if keep(cur) {
+                res.push(Reverse((Sim(best), cur)));
+            }
+            while let Some((Sim(sim), c)) = cand.pop() {
+                if res.len() >= ef && res.peek().is_some_and(|w| sim < w.0 .0 .0) {
+                    break;
+                }
+                let hood = self.level0(c);
+                prefetch(vectors, dim, hood);
+                for &nb in hood {
+                    if !visited.mark(nb) {
+                        continue;
+                    }
+                    let s = dot(query, vec_of(nb));
+                    let worst = res.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0 .0);
+                    if res.len() < ef || s > worst {
+                        cand.push((Sim(s), nb));
+                        if keep(nb) {
+                            res.push(Reverse((Sim(s), nb)));
+                            if res.len() > ef {
+                                res.pop();
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out: Vec<(f32, u32)> = res.into_iter().map(|r| (r.0 .0 .0, r.0 .1)).collect();
+            out.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            out.truncate(n);
+            out
+        })
+    }
+}
+
+/// Asks the CPU to start loading the neighbours' vectors before they are
+/// compared (the walk is bound by memory latency, not arithmetic).
+#[inline]
+fn prefetch(vectors: &[f32], dim: usize, slots: &[u32]) {
+    #[cfg(target_arch = "x86_64")]
+    for &s in slots {
+        let i = s as usize * dim;
+        if i < vectors.len() {
+            // SAFETY: prefetching is a hint; the address is inside `vectors`.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(vectors.as_ptr().add(i) as *const i8);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (vectors, dim, slots);
+}
+
+/// A similarity ordered by `total_cmp`, for the heaps.
+#[derive(Clone, Copy, Debug)]
+struct Sim(f32);
+impl PartialEq for Sim {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for Sim {}
+impl PartialOrd for Sim {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sim {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Which slots this walk has seen: a stamp per slot, so starting a walk
+/// costs one increment rather than clearing the array.
+#[derive(Default)]
+struct Visited {
+    stamp: Vec<u32>,
+    now: u32,
+}
+
+impl Visited {
+    fn reset(&mut self, slots: usize) {
+        if self.stamp.len() < slots {
+            self.stamp.resize(slots, 0);
+        }
+        self.now = self.now.wrapping_add(1);
+        if self.now == 0 {
+            self.stamp.fill(0);
+            self.now = 1;
+        }
+    }
+
+    /// Marks `slot`; false when it was already marked in this walk.
+    #[inline]
+    fn mark(&mut self, slot: u32) -> bool {
+        let s = &mut self.stamp[slot as usize];
+        if *s == self.now {
+            false
+        } else {
+            *s = self.now;
+            true
+        }
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
+}
