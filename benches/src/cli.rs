@@ -168,7 +168,7 @@ pub(crate) struct RelevanceArgs {
     /// Model directory (default: where `make model` puts it).
     #[arg(long, env = "KMT_MODEL_DIR")]
     pub(crate) model_dir: Option<PathBuf>,
-    /// Embedder: local (all-MiniLM-L6-v2 via candle) or static (distilled
+    /// Embedder: local (all-MiniLM-L6-v2 in-process) or static (distilled
     /// from it; its results go to their own section).
     #[arg(long, value_enum, default_value_t = relevance::EmbedderChoice::Local)]
     pub(crate) embedder: relevance::EmbedderChoice,
@@ -217,7 +217,7 @@ pub(crate) struct EmbedArgs {
     /// Model directory (default: $KMT_MODEL_DIR or ~/.cache/kmt/models/all-MiniLM-L6-v2).
     #[arg(long)]
     pub(crate) model_dir: Option<PathBuf>,
-    /// Embedder: local (all-MiniLM-L6-v2 via candle) or static (distilled from it).
+    /// Embedder: local (all-MiniLM-L6-v2 in-process) or static (distilled from it).
     #[arg(long, value_enum, default_value_t = relevance::EmbedderChoice::Local)]
     pub(crate) embedder: relevance::EmbedderChoice,
     /// Folder holding msmarco-5k/.

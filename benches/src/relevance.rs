@@ -26,7 +26,7 @@ use engine::vector::{SearchParams, VectorIndex};
 /// Which embedder makes the passage and query vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EmbedderChoice {
-    /// all-MiniLM-L6-v2 run by candle.
+    /// all-MiniLM-L6-v2 (our fused forward pass over its weights).
     Local,
     /// The static embedder distilled from it (Model2Vec method).
     Static,

@@ -43,7 +43,7 @@ pub const QUERY_CACHE: usize = 4096;
 /// Which embedder to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EmbedderKind {
-    /// all-MiniLM-L6-v2 in-process (candle); needs `make model`.
+    /// all-MiniLM-L6-v2 in-process; needs `make model`.
     Local,
     /// An OpenAI-compatible `/v1/embeddings` server.
     Remote,
@@ -59,7 +59,7 @@ pub enum EmbedderKind {
 /// Embedding settings, shared by `kmt serve` and `kmt-indexer`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmbedArgs {
-    /// Embedder: local (all-MiniLM-L6-v2 via candle), static (distilled
+    /// Embedder: local (all-MiniLM-L6-v2 in-process), static (distilled
     /// from it, much faster queries), remote or off.
     #[arg(long, env = "KMT_EMBEDDER", value_enum, default_value_t = EmbedderKind::Local)]
     pub embedder: EmbedderKind,

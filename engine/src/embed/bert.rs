@@ -379,24 +379,65 @@ fn bias_layer_norm_rows(x: &mut [f32], h: usize, bias: &[f32], g: &[f32], b: &[f
     });
 }
 
+/// Calls `$f`'s AVX2 build (`$f` inside [`avx2`]) where the CPU has AVX2,
+/// else its baseline build. Same operations in the same order either way
+/// (Rust never fuses `a * b + c`); AVX2 only makes the lanes wider.
+macro_rules! simd {
+    ($f:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { avx2::$f($($arg),*) }
+        } else {
+            $f($($arg),*)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        $f($($arg),*)
+    }};
+}
+
 fn bias_gelu_rows(x: &mut [f32], bias: &[f32]) {
     let n = bias.len();
     x.par_chunks_mut(n * 16).for_each(|rows| {
         for row in rows.chunks_exact_mut(n) {
-            for (v, c) in row.iter_mut().zip(bias) {
-                *v = gelu(*v + c);
-            }
+            simd!(bias_gelu_row(row, bias));
         }
     });
 }
 
 fn softmax(row: &mut [f32]) {
+    simd!(softmax_row(row));
+}
+
+/// The element-wise passes compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn bias_gelu_row(row: &mut [f32], bias: &[f32]) {
+        super::bias_gelu_row(row, bias)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn softmax_row(row: &mut [f32]) {
+        super::softmax_row(row)
+    }
+}
+
+#[inline(always)]
+fn bias_gelu_row(row: &mut [f32], bias: &[f32]) {
+    for (v, c) in row.iter_mut().zip(bias) {
+        *v = gelu(*v + c);
+    }
+}
+
+#[inline(always)]
+fn softmax_row(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
+    // exp in its own loop so it vectorises; the sum is a cheap pass.
     for v in row.iter_mut() {
         *v = exp(*v - max);
-        sum += *v;
     }
+    let sum: f32 = row.iter().sum();
     let inv = 1.0 / sum;
     row.iter_mut().for_each(|v| *v *= inv);
 }

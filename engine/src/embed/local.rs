@@ -1,4 +1,4 @@
-//! all-MiniLM-L6-v2 run in-process with candle on the CPU.
+//! all-MiniLM-L6-v2 run in-process on the CPU.
 //!
 //! The model is the sentence-transformers checkpoint (a 6-layer, 384-wide
 //! BERT); a sentence's vector is the mean of its token vectors over the

@@ -2,7 +2,8 @@
 //!
 //! An [`Embedder`] turns texts into L2-normalised vectors. Two real
 //! implementations exist: [`local::LocalEmbedder`] runs
-//! sentence-transformers all-MiniLM-L6-v2 in-process with candle, and
+//! sentence-transformers all-MiniLM-L6-v2 in-process (a fused forward
+//! pass, [`bert`], over the checkpoint's weights), and
 //! [`remote::RemoteEmbedder`] calls an OpenAI-compatible `/v1/embeddings`
 //! server. Articles are split into overlapping [`passages`] so that a long
 //! article's semantic score is its best passage's rather than a blur of

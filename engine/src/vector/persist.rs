@@ -36,6 +36,10 @@ struct Meta {
     articles: Vec<(ArticleId, String, Vec<u32>)>,
     orphans: Vec<u32>,
     slots: usize,
+    /// Layer-0 links added by repairs (`from`, `to`); absent in saves made
+    /// before repairs added links.
+    #[serde(default)]
+    added_links: Vec<(u32, u32)>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
@@ -62,6 +66,7 @@ impl VectorIndex {
                     .collect(),
                 orphans: t.orphans.clone(),
                 slots: t.article.len(),
+                added_links: t.links.added.clone(),
             };
             let f = std::fs::File::create(tmp.join("meta.json"))?;
             serde_json::to_writer(BufWriter::new(f), &meta).map_err(|e| corrupt("meta", e))?;
@@ -153,6 +158,7 @@ impl VectorIndex {
             h
         };
         t.links = super::walk::Links::copy(&hnsw, meta.slots);
+        t.links.add_links(&meta.added_links);
         Ok(Some(VectorIndex {
             inner: Arc::new(ArcSwap::from_pointee(Inner {
                 dim,

@@ -36,6 +36,9 @@ pub(crate) struct Links {
     level0: Vec<u32>,
     /// Neighbours on layer `l ≥ 1` at `upper[l - 1]` (few points each).
     upper: Vec<HashMap<u32, Box<[u32]>>>,
+    /// Layer-0 links we added to make unreachable slots reachable
+    /// (`from → to`); kept so a new copy of hnsw_rs's links gets them too.
+    pub(super) added: Vec<(u32, u32)>,
 }
 
 impl Links {
@@ -84,7 +87,43 @@ impl Links {
             offsets,
             level0,
             upper,
+            added: Vec::new(),
         }
+    }
+
+    /// Adds layer-0 links `from → to` (both below `covered`; others are
+    /// ignored), rebuilding the arrays once.
+    pub(super) fn add_links(&mut self, links: &[(u32, u32)]) {
+        let links: Vec<(u32, u32)> = links
+            .iter()
+            .copied()
+            .filter(|&(f, t)| (f as usize) < self.covered && (t as usize) < self.covered && f != t)
+            .collect();
+        if links.is_empty() {
+            return;
+        }
+        let mut extra: HashMap<u32, Vec<u32>> = HashMap::new();
+        for &(f, t) in &links {
+            extra.entry(f).or_default().push(t);
+        }
+        let mut offsets = Vec::with_capacity(self.offsets.len());
+        let mut level0 = Vec::with_capacity(self.level0.len() + links.len());
+        offsets.push(0u32);
+        for s in 0..self.covered as u32 {
+            let start = level0.len();
+            level0.extend_from_slice(self.level0(s));
+            if let Some(more) = extra.get(&s) {
+                for &t in more {
+                    if !level0[start..].contains(&t) {
+                        level0.push(t);
+                    }
+                }
+            }
+            offsets.push(level0.len() as u32);
+        }
+        self.offsets = offsets;
+        self.level0 = level0;
+        self.added.extend(links);
     }
 
     fn level0(&self, slot: u32) -> &[u32] {
@@ -242,4 +281,81 @@ impl Visited {
 
 thread_local! {
     static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(seed: u64, dim: usize) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        crate::embed::normalize(&mut v);
+        v
+    }
+
+    #[test]
+    fn added_links_make_a_cut_off_slot_reachable_and_survive_a_new_copy() {
+        let dim = 8;
+        let n = 300usize;
+        let vectors: Vec<f32> = (0..n as u64).flat_map(|i| unit(i, dim)).collect();
+        let hnsw = super::super::new_graph(n);
+        for s in 0..n {
+            hnsw.insert_slice((&vectors[s * dim..(s + 1) * dim], s));
+        }
+        let mut links = Links::copy(&hnsw, n);
+        let all = |_: u32| true;
+        let target = 123u32;
+        let q = &vectors[target as usize * dim..(target as usize + 1) * dim];
+        assert_eq!(links.walk(&vectors, dim, q, 1, 64, &all)[0].1, target);
+        // Cut every link into the target (as hnsw_rs's pruning can).
+        let mut cut = Links {
+            covered: links.covered,
+            entry: links.entry.filter(|&e| e != target).or(Some(0)),
+            offsets: vec![0],
+            level0: Vec::new(),
+            upper: links
+                .upper
+                .iter()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| **k != target)
+                        .map(|(k, v)| (*k, v.iter().copied().filter(|&t| t != target).collect()))
+                        .collect()
+                })
+                .collect(),
+            added: Vec::new(),
+        };
+        for s in 0..n as u32 {
+            cut.level0
+                .extend(links.level0(s).iter().filter(|&&t| t != target));
+            cut.offsets.push(cut.level0.len() as u32);
+        }
+        assert!(cut
+            .walk(&vectors, dim, q, 10, 64, &all)
+            .iter()
+            .all(|&(_, s)| s != target));
+        // Links from its nearest reachable slots bring it back.
+        let near: Vec<(u32, u32)> = cut
+            .walk(&vectors, dim, q, 4, 64, &|s| s != target)
+            .into_iter()
+            .map(|(_, s)| (s, target))
+            .collect();
+        cut.add_links(&near);
+        assert_eq!(cut.walk(&vectors, dim, q, 1, 64, &all)[0].1, target);
+        assert_eq!(cut.added.len(), 4);
+        // Re-applied to a fresh copy, the same links are there.
+        links.add_links(&cut.added);
+        assert!(near.iter().all(|&(f, t)| links.level0(f).contains(&t)));
+        // Links out of range are ignored.
+        links.add_links(&[(0, n as u32 + 5)]);
+        assert_eq!(links.added.len(), 4);
+    }
 }
