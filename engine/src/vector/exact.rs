@@ -89,9 +89,9 @@ struct TopSlots {
     heap: std::collections::BinaryHeap<std::cmp::Reverse<(OrdF32, u32)>>,
 }
 
-/// An f32 ordered by `total_cmp`, for the heap.
-#[derive(Clone, Copy)]
-struct OrdF32(f32);
+/// An f32 ordered by `total_cmp`, for heaps (here and in the graph walk).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OrdF32(pub(super) f32);
 impl PartialEq for OrdF32 {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other).is_eq()

@@ -4,7 +4,7 @@
 use super::*;
 use crate::embed::normalize;
 
-fn rand_vec(seed: u64, dim: usize) -> Vec<f32> {
+pub(super) fn rand_vec(seed: u64, dim: usize) -> Vec<f32> {
     // xorshift: deterministic without a dependency.
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut v: Vec<f32> = (0..dim)

@@ -22,6 +22,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
 
+use super::exact::OrdF32;
 use crate::embed::dot;
 
 /// The graph's links by slot, copied out of hnsw_rs.
@@ -170,13 +171,13 @@ impl Links {
             visited.reset(self.covered);
             visited.mark(cur);
             // Candidates: best first. Results: worst on top, at most ef.
-            let mut cand: BinaryHeap<(Sim, u32)> = BinaryHeap::with_capacity(ef * 4);
-            let mut res: BinaryHeap<Reverse<(Sim, u32)>> = BinaryHeap::with_capacity(ef + 1);
-            cand.push((Sim(best), cur));
+            let mut cand: BinaryHeap<(OrdF32, u32)> = BinaryHeap::with_capacity(ef * 4);
+            let mut res: BinaryHeap<Reverse<(OrdF32, u32)>> = BinaryHeap::with_capacity(ef + 1);
+            cand.push((OrdF32(best), cur));
             if keep(cur) {
-                res.push(Reverse((Sim(best), cur)));
+                res.push(Reverse((OrdF32(best), cur)));
             }
-            while let Some((Sim(sim), c)) = cand.pop() {
+            while let Some((OrdF32(sim), c)) = cand.pop() {
                 if res.len() >= ef && res.peek().is_some_and(|w| sim < w.0 .0 .0) {
                     break;
                 }
@@ -189,9 +190,9 @@ impl Links {
                     let s = dot(query, vec_of(nb));
                     let worst = res.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0 .0);
                     if res.len() < ef || s > worst {
-                        cand.push((Sim(s), nb));
+                        cand.push((OrdF32(s), nb));
                         if keep(nb) {
-                            res.push(Reverse((Sim(s), nb)));
+                            res.push(Reverse((OrdF32(s), nb)));
                             if res.len() > ef {
                                 res.pop();
                             }
@@ -224,26 +225,6 @@ fn prefetch(vectors: &[f32], dim: usize, slots: &[u32]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (vectors, dim, slots);
-}
-
-/// A similarity ordered by `total_cmp`, for the heaps.
-#[derive(Clone, Copy, Debug)]
-struct Sim(f32);
-impl PartialEq for Sim {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-impl Eq for Sim {}
-impl PartialOrd for Sim {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Sim {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
 }
 
 /// Which slots this walk has seen: a stamp per slot, so starting a walk
@@ -286,20 +267,7 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unit(seed: u64, dim: usize) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut v: Vec<f32> = (0..dim)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 2000) as f32 / 1000.0 - 1.0
-            })
-            .collect();
-        crate::embed::normalize(&mut v);
-        v
-    }
+    use crate::vector::tests::rand_vec as unit;
 
     #[test]
     fn added_links_make_a_cut_off_slot_reachable_and_survive_a_new_copy() {
