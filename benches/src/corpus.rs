@@ -131,7 +131,9 @@ pub fn resolve_corpora(dir: &Path, need_msmarco: bool) -> Result<(PathBuf, PathB
     Ok((pgdocs, msmarco))
 }
 
-fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+/// Every non-blank line of a JSON Lines file as a `T` (errors name the
+/// file and line).
+pub(crate) fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
     let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {

@@ -20,6 +20,7 @@ use engine::embed::static_model::StaticEmbedder;
 use engine::embed::{passages, Embedder};
 use serde::Deserialize;
 
+use crate::corpus::read_jsonl;
 use crate::relevance::EmbedderChoice;
 
 /// What to measure.
@@ -109,27 +110,12 @@ struct Doc {
     text: String,
 }
 
-fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "read {} (set --corpora or KMT_CORPORA to the folder holding msmarco-5k/)",
-            path.display()
-        )
-    })?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
-        })
-        .collect()
-}
-
 /// Runs the benchmark and prints a markdown table.
 pub fn run(spec: &EmbedSpec) -> Result<()> {
     let dir = spec.corpora.join("msmarco-5k");
-    let queries: Vec<Query> = read_jsonl(&dir.join("queries.jsonl"))?;
-    let docs: Vec<Doc> = read_jsonl(&dir.join("corpus.jsonl"))?;
+    let hint = "set --corpora or KMT_CORPORA to the folder holding msmarco-5k/";
+    let queries: Vec<Query> = read_jsonl(&dir.join("queries.jsonl")).context(hint)?;
+    let docs: Vec<Doc> = read_jsonl(&dir.join("corpus.jsonl")).context(hint)?;
     if queries.is_empty() || docs.is_empty() {
         bail!("{} holds no queries or no passages", dir.display());
     }

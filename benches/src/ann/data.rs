@@ -13,6 +13,7 @@ use engine::embed::{content_hash, passages, Embedder};
 use serde::{Deserialize, Serialize};
 
 use super::{EMBED_CHUNK, PGDOCS_SHIFTS, PROGRESS_EVERY};
+use crate::corpus::read_jsonl;
 
 #[derive(Deserialize)]
 pub(super) struct Query {
@@ -30,17 +31,6 @@ pub(super) struct MsDoc {
 pub(super) struct PgDoc {
     pub(super) title: String,
     pub(super) body: String,
-}
-
-pub(super) fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
-        })
-        .collect()
 }
 
 /// Where the real passages came from.
