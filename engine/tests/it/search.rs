@@ -58,11 +58,15 @@ fn corpus() -> Vec<Doc> {
 }
 
 fn build() -> (SearchIndex, Vec<Article>) {
+    build_from(corpus())
+}
+
+fn build_from(docs: Vec<Doc>) -> (SearchIndex, Vec<Article>) {
     let index = SearchIndex::in_memory().unwrap();
     let mut updater = index.updater().unwrap();
     let base = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
     let mut out = Vec::new();
-    for (i, d) in corpus().into_iter().enumerate() {
+    for (i, d) in docs.into_iter().enumerate() {
         let t = base + Duration::days(i as i64);
         let a = Article {
             id: i as i64 + 1,
@@ -119,6 +123,50 @@ fn title_matches_outrank_body_matches() {
     // The body of wage-garnishment repeats "levy"; the title boost still wins.
     assert_eq!(slugs(&r)[0], "bank-levy-release");
     assert!(slugs(&r).contains(&"wage-garnishment"));
+}
+
+#[test]
+fn issue_3_one_word_of_a_question_matching_a_short_title_does_not_win() {
+    // The PostgreSQL manual's questions: "load" matched the title of the
+    // LOAD command, whose extra weight per word outranked the page that
+    // answers. The title's weight is now shared among the query's words,
+    // and the question's function words do not count.
+    let (ix, _) = build_from(vec![
+        doc(
+            "sql-load",
+            "LOAD",
+            "LOAD loads a shared library file into the server.",
+            "reference",
+            &[],
+        ),
+        doc(
+            "sql-copy",
+            "COPY",
+            "COPY FROM reads a CSV file and loads its rows into a table.",
+            "reference",
+            &[],
+        ),
+        doc(
+            "sql-do",
+            "DO",
+            "DO runs an anonymous code block.",
+            "reference",
+            &[],
+        ),
+    ]);
+    // Any word may match, as in the relevance benchmark: the strict
+    // all-words match would hide the problem behind its AND.
+    let question = SearchRequest {
+        match_mode: MatchMode::Any,
+        ..req("how do I load a CSV file into a table")
+    };
+    let r = ix.search(&viewer(), &question).unwrap();
+    assert_eq!(slugs(&r)[0], "sql-copy", "{:?}", slugs(&r));
+    // "do" is a function word here: the DO command does not match at all.
+    assert!(!slugs(&r).contains(&"sql-do"), "{:?}", slugs(&r));
+    // A one-word query still ranks the article titled by it first.
+    let r = ix.search(&viewer(), &req("load ")).unwrap();
+    assert_eq!(slugs(&r)[0], "sql-load");
 }
 
 #[test]
