@@ -152,7 +152,7 @@ pub fn server_timing(r: &SearchResults) -> HeaderMap {
         ("offset" = Option<usize>, Query, description = "0..=10000"),
         ("match" = Option<String>, Query, description = "all (default) or any"),
         ("mode" = Option<String>, Query, description = "hybrid (default with a model), lexical, semantic"),
-        ("fusion" = Option<String>, Query, description = "hybrid fusion: adaptive (default), rrf, convex:W"),
+        ("fusion" = Option<String>, Query, description = "hybrid fusion: convex:W (default: convex:0.8 with MiniLM, convex:0.5 with the static embedder), rrf, adaptive"),
         ("explain" = Option<bool>, Query, description = "per-hit lexical score, similarity and fused score"),
     ),
     responses((status = 200, body = SearchResults), (status = 400, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),

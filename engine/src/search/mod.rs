@@ -35,8 +35,7 @@ use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::model::ArticleId;
 pub use hybrid::{
-    HitExplain, Semantic, SemanticInfo, UnionCandidate, CANDIDATES, DEFAULT_FUSION,
-    SIMILARITY_FLOOR,
+    HitExplain, Semantic, SemanticInfo, UnionCandidate, CANDIDATES, SIMILARITY_FLOOR,
 };
 pub use request::{
     FacetField, Filter, Fusion, MatchMode, SearchMode, SearchRequest, Sort, MAX_LIMIT, MAX_OFFSET,

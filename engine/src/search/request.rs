@@ -84,10 +84,11 @@ impl SearchMode {
 pub enum Fusion {
     /// Reciprocal-rank fusion: the sum of 1/(60 + rank) over both lists.
     Rrf,
-    /// Convex combination of normalised scores with this semantic weight.
+    /// Convex combination of normalised scores with this semantic weight
+    /// (KMT's default, with the embedder's weight: `hybrid::default_fusion`).
     Convex(f32),
-    /// KMT's default: a convex combination whose weight depends on how
-    /// decided the lexical ranking is (see `hybrid.rs`).
+    /// A convex combination whose semantic weight rises from 0.7 to 1.0 as
+    /// the two rankers' top tens disagree (see `hybrid.rs`).
     Adaptive,
 }
 

@@ -224,6 +224,9 @@ fn issue_3_hybrid_facets_describe_the_returned_population() {
     assert!(ex.windows(2).all(|w| w[0].fused >= w[1].fused));
     let info = res.semantic.unwrap();
     assert_eq!(info.model, "all-MiniLM-L6-v2");
+    // Without a fusion named, the convex combination with the embedder's
+    // measured weight (0.8 for MiniLM).
+    assert_eq!(info.fusion, Some(Fusion::Convex(0.8)));
     // RRF and convex are selectable.
     for fusion in [Fusion::Rrf, Fusion::Convex(0.5)] {
         let mut r2 = r.clone();
