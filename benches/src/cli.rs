@@ -165,6 +165,11 @@ pub(crate) struct RelevanceArgs {
     /// The BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv).
     #[arg(long, default_value = "../shared/corpora/msmarco-5k")]
     pub(crate) set: PathBuf,
+    /// The articles, when the set's folder holds only queries and judgments
+    /// (benches/relevance/pgdocs-questions judges ../shared/corpora/pgdocs):
+    /// any file or folder `kmt import` reads.
+    #[arg(long)]
+    pub(crate) corpus: Option<PathBuf>,
     /// Model directory (default: where `make model` puts it).
     #[arg(long, env = "KMT_MODEL_DIR")]
     pub(crate) model_dir: Option<PathBuf>,
@@ -175,9 +180,10 @@ pub(crate) struct RelevanceArgs {
     /// Cache of passage vectors (default: ~/.cache/kmt/relevance).
     #[arg(long)]
     pub(crate) cache: Option<PathBuf>,
-    /// Reference BM25 metrics (JSON written by benches/bm25_reference.py).
-    #[arg(long)]
-    pub(crate) reference: Option<PathBuf>,
+    /// A reference ranker's metrics, as `LABEL=FILE` (JSON written by
+    /// benches/relevance_reference.py in the same run); repeat for several.
+    #[arg(long, value_parser = parse_reference)]
+    pub(crate) reference: Vec<(String, PathBuf)>,
     /// Markdown file whose relevance section is replaced.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
@@ -359,14 +365,46 @@ pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// The KMT server a load run sends its searches to.
 #[derive(Args)]
-pub(crate) struct LatencyArgs {
+pub(crate) struct KmtServer {
     /// KMT base URL.
-    #[arg(long, env = "KMT_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long = "url",
+        visible_alias = "kmt-url",
+        env = "KMT_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub(crate) url: String,
     /// Bearer token (anonymous callers see only public articles).
     #[arg(long, env = "KMT_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+}
+
+/// The PostgreSQL full-text search side of a run.
+#[derive(Args)]
+pub(crate) struct PgSide {
+    /// Server to create the throw-away benchmark database on.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub(crate) database_url: String,
+    /// Articles in KMT's JSONL format (as written by `scale`), loaded into
+    /// PostgreSQL; for `compare`, the file KMT holds.
+    #[arg(long)]
+    pub(crate) articles: PathBuf,
+    /// What PostgreSQL computes per query.
+    #[arg(long, value_enum, default_value_t = PgWork::Ranked)]
+    pub(crate) pg_work: PgWork,
+}
+
+#[derive(Args)]
+pub(crate) struct LatencyArgs {
+    #[command(flatten)]
+    pub(crate) kmt: KmtServer,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
     /// Name of the run (file names, plot title).
@@ -390,22 +428,10 @@ pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
 
 #[derive(Args)]
 pub(crate) struct PgftsArgs {
-    /// Server to create the throw-away benchmark database on.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub(crate) database_url: String,
-    /// Articles in KMT's JSONL format (as written by `scale`).
-    #[arg(long)]
-    pub(crate) articles: PathBuf,
+    #[command(flatten)]
+    pub(crate) pg: PgSide,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
-    /// What PostgreSQL computes per query.
-    #[arg(long, value_enum, default_value_t = PgWork::Ranked)]
-    pub(crate) pg_work: PgWork,
     /// Name of the run (file names, plot title).
     #[arg(long, default_value = "pgfts")]
     pub(crate) label: String,
@@ -416,28 +442,12 @@ pub(crate) struct PgftsArgs {
 
 #[derive(Args)]
 pub(crate) struct CompareArgs {
-    /// KMT base URL.
-    #[arg(long, env = "KMT_URL", default_value = "http://127.0.0.1:8080")]
-    pub(crate) kmt_url: String,
-    /// Bearer token for KMT (anonymous callers see only public articles).
-    #[arg(long, env = "KMT_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
-    /// Server to create the throw-away benchmark database on.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub(crate) database_url: String,
-    /// The articles KMT holds, in KMT's JSONL format; PostgreSQL loads the same file.
-    #[arg(long)]
-    pub(crate) articles: PathBuf,
+    #[command(flatten)]
+    pub(crate) kmt: KmtServer,
+    #[command(flatten)]
+    pub(crate) pg: PgSide,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
-    /// What PostgreSQL computes per query.
-    #[arg(long, value_enum, default_value_t = PgWork::Ranked)]
-    pub(crate) pg_work: PgWork,
     /// Section name in BENCHMARKS.md and plot file name (default n<articles>-c<concurrency>).
     #[arg(long)]
     pub(crate) label: Option<String>,
@@ -450,4 +460,14 @@ pub(crate) struct CompareArgs {
     /// The driver command to record next to ours (set by run-latency.sh).
     #[arg(long, env = "KMT_BENCH_DRIVER")]
     pub(crate) driver_command: Option<String>,
+}
+
+/// `LABEL=FILE` of `--reference`.
+fn parse_reference(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((label, file)) if !label.is_empty() && !file.is_empty() => {
+            Ok((label.to_string(), PathBuf::from(file)))
+        }
+        _ => Err(format!("expected LABEL=FILE, got {s:?}")),
+    }
 }

@@ -93,6 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Relevance(a) => {
             let spec = relevance::RelevanceSpec {
                 set: a.set,
+                corpus: a.corpus,
                 model_dir: a
                     .model_dir
                     .unwrap_or_else(engine::embed::local::LocalEmbedder::default_dir),
@@ -327,9 +328,9 @@ fn finish(name: &str, concurrency: usize, m: &Measured) -> Series {
 }
 
 async fn latency(a: LatencyArgs) -> Result<()> {
-    let base = http::parse_base(&a.url, a.load.allow_remote)?;
+    let base = http::parse_base(&a.kmt.url, a.load.allow_remote)?;
     let qs = queries::load(a.load.queries.as_deref())?;
-    let token = a.token.as_deref().filter(|t| !t.is_empty());
+    let token = a.kmt.token.as_deref().filter(|t| !t.is_empty());
     let total = http::preflight(&base, token, &qs[0], &a.params).await?;
     if let Some(t) = total {
         eprintln!("kmt: empty query total {t}");
@@ -398,8 +399,8 @@ fn describe_load(l: &pgfts::LoadReport) -> String {
 async fn pgfts_cmd(a: PgftsArgs) -> Result<()> {
     let qs = queries::load(a.load.queries.as_deref())?;
     let spec = a.load.spec();
-    let (articles, work, qs_ref) = (&a.articles, a.pg_work, &qs);
-    let (load, m) = with_fresh_db(&a.database_url, a.load.allow_remote, |opts| async move {
+    let (articles, work, qs_ref) = (&a.pg.articles, a.pg.pg_work, &qs);
+    let (load, m) = with_fresh_db(&a.pg.database_url, a.load.allow_remote, |opts| async move {
         let load = pgfts::load(&opts, articles).await?;
         let stop = loadgen::stop_on_ctrl_c();
         let m = pgfts::bench(&opts, qs_ref, work, spec, stop).await?;
@@ -407,16 +408,16 @@ async fn pgfts_cmd(a: PgftsArgs) -> Result<()> {
     })
     .await?;
     println!("postgres {}: {}", load.server_version, describe_load(&load));
-    println!("work per query: {}", a.pg_work.describe());
-    let name = pg_system_name(&load.server_version, a.pg_work);
+    println!("work per query: {}", a.pg.pg_work.describe());
+    let name = pg_system_name(&load.server_version, a.pg.pg_work);
     let series = finish(&name, spec.concurrency, &m);
     if let Some(dir) = &a.out_dir {
         let label = report::clean_label(&a.label);
         let meta = serde_json::json!({
-            "articles_file": a.articles,
+            "articles_file": a.pg.articles,
             "load": load,
-            "pg_work": a.pg_work,
-            "pg_work_description": a.pg_work.describe(),
+            "pg_work": a.pg.pg_work,
+            "pg_work_description": a.pg.pg_work.describe(),
             "queries": queries::describe(a.load.queries.as_deref(), qs.len()),
             "warmup_s": spec.warmup.as_secs_f64(),
             "command": report::command_line(&std::env::args().collect::<Vec<_>>()),
@@ -440,11 +441,11 @@ fn count_lines(path: &Path) -> Result<u64> {
 }
 
 async fn compare(a: CompareArgs) -> Result<()> {
-    let base = http::parse_base(&a.kmt_url, a.load.allow_remote)?;
+    let base = http::parse_base(&a.kmt.url, a.load.allow_remote)?;
     let qs = queries::load(a.load.queries.as_deref())?;
-    let articles = count_lines(&a.articles)?;
+    let articles = count_lines(&a.pg.articles)?;
     if articles == 0 {
-        bail!("{} holds no articles", a.articles.display());
+        bail!("{} holds no articles", a.pg.articles.display());
     }
     let spec = a.load.spec();
     let label = report::clean_label(
@@ -452,43 +453,44 @@ async fn compare(a: CompareArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| format!("n{articles}-c{}", spec.concurrency)),
     );
-    let token = a.token.as_deref().filter(|t| !t.is_empty());
+    let token = a.kmt.token.as_deref().filter(|t| !t.is_empty());
     let kmt_total = http::preflight(&base, token, &qs[0], &[]).await?;
     match kmt_total {
         Some(t) if t != articles => eprintln!(
             "warning: kmt reports {t} articles for an empty query but {} holds {articles}",
-            a.articles.display()
+            a.pg.articles.display()
         ),
         Some(_) => {}
         None => eprintln!("warning: kmt's empty query returned no readable total"),
     }
-    let (base_ref, qs_ref, path, work) = (&base, &qs, &a.articles, a.pg_work);
-    let (load, kmt, pg) = with_fresh_db(&a.database_url, a.load.allow_remote, |opts| async move {
-        // Load PostgreSQL first so that the load does not overlap either measurement.
-        let load = pgfts::load(&opts, path).await?;
-        let stop = loadgen::stop_on_ctrl_c();
-        eprintln!("kmt: benchmarking {base_ref}");
-        let kmt = http::bench(base_ref, token, qs_ref, &[], spec, stop.clone()).await?;
-        eprintln!("pgfts: benchmarking ({})", work.name());
-        let pg = pgfts::bench(&opts, qs_ref, work, spec, stop).await?;
-        Ok((load, kmt, pg))
-    })
-    .await?;
+    let (base_ref, qs_ref, path, work) = (&base, &qs, &a.pg.articles, a.pg.pg_work);
+    let (load, kmt, pg) =
+        with_fresh_db(&a.pg.database_url, a.load.allow_remote, |opts| async move {
+            // Load PostgreSQL first so that the load does not overlap either measurement.
+            let load = pgfts::load(&opts, path).await?;
+            let stop = loadgen::stop_on_ctrl_c();
+            eprintln!("kmt: benchmarking {base_ref}");
+            let kmt = http::bench(base_ref, token, qs_ref, &[], spec, stop.clone()).await?;
+            eprintln!("pgfts: benchmarking ({})", work.name());
+            let pg = pgfts::bench(&opts, qs_ref, work, spec, stop).await?;
+            Ok((load, kmt, pg))
+        })
+        .await?;
     let kmt = finish("KMT", spec.concurrency, &kmt);
     let pg = finish(
-        &pg_system_name(&load.server_version, a.pg_work),
+        &pg_system_name(&load.server_version, a.pg.pg_work),
         spec.concurrency,
         &pg,
     );
     let command = report::command_line(&std::env::args().collect::<Vec<_>>());
     let qdesc = queries::describe(a.load.queries.as_deref(), qs.len());
     let meta = serde_json::json!({
-        "articles_file": a.articles,
+        "articles_file": a.pg.articles,
         "articles": articles,
         "kmt_url": base.as_str(),
         "kmt_total": kmt_total,
         "load": load,
-        "pg_work": a.pg_work,
+        "pg_work": a.pg.pg_work,
         "queries": qdesc,
         "warmup_s": spec.warmup.as_secs_f64(),
         "command": command,
@@ -519,7 +521,7 @@ async fn compare(a: CompareArgs) -> Result<()> {
         kmt_total,
         queries: &qdesc,
         kmt_work: &kmt_work,
-        pg_work: a.pg_work.describe(),
+        pg_work: a.pg.pg_work.describe(),
         pg_version: &load.server_version,
         pg_load: &describe_load(&load),
         duration_s: spec.duration.as_secs_f64(),

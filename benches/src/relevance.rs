@@ -5,9 +5,15 @@
 //! The corpus goes through KMT's BEIR importer (as `kmt import` reads it),
 //! into an in-memory index with the real embedding model's passage vectors
 //! attached. Passage vectors are cached on disk by content hash, so reruns
-//! do not re-embed. A reference BM25 run (Python `bm25s` with an English
-//! Snowball stemmer, `benches/bm25_reference.py`) is read from a JSON file
-//! the wrapper script produces in the same run.
+//! do not re-embed. Reference rankers (BM25 by Python `bm25s` with an
+//! English Snowball stemmer, and plain dense retrieval written from scratch
+//! in numpy; `benches/relevance_reference.py`) are read from JSON files the
+//! wrapper script produces in the same run.
+//!
+//! Besides the rankers, the report gives an upper bound: the nDCG@10 of the
+//! convex combination with the best weight chosen per query by looking at
+//! the judgments (an oracle, not a ranker), which shows how much any
+//! weighting of these two rankers' scores could add.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
@@ -77,14 +83,16 @@ impl EmbedderChoice {
 pub struct RelevanceSpec {
     /// The BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv).
     pub set: PathBuf,
+    /// The articles, when not the set's own corpus.jsonl.
+    pub corpus: Option<PathBuf>,
     /// Model directory.
     pub model_dir: PathBuf,
     /// The embedder measured.
     pub embedder: EmbedderChoice,
     /// Cache directory for passage vectors.
     pub cache: PathBuf,
-    /// JSON with the reference BM25 metrics (optional).
-    pub reference: Option<PathBuf>,
+    /// Reference rankers: label and JSON file with their metrics.
+    pub reference: Vec<(String, PathBuf)>,
     /// BENCHMARKS.md to update (optional).
     pub out: Option<PathBuf>,
     /// Write each query's hybrid candidate union (raw scores and grades)
@@ -319,10 +327,17 @@ struct Row {
 
 /// Runs the benchmark.
 pub fn run(spec: &RelevanceSpec) -> Result<()> {
-    if !spec.set.join("corpus.jsonl").exists() {
+    let corpus = spec.corpus.clone().unwrap_or_else(|| spec.set.clone());
+    if spec.corpus.is_none() && !spec.set.join("corpus.jsonl").exists() {
         bail!(
             "no BEIR set at {} (the corpora live in ../shared/corpora; pass --set)",
             spec.set.display()
+        );
+    }
+    if !corpus.exists() {
+        bail!(
+            "no corpus at {} (the corpora live in ../shared/corpora; pass --corpus)",
+            corpus.display()
         );
     }
     let started = Instant::now();
@@ -332,7 +347,7 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
         model.model_id(),
         started.elapsed().as_secs_f64()
     );
-    let articles = load_articles(&spec.set)?;
+    let articles = load_articles(&corpus)?;
     let queries = read_queries(&spec.set)?;
     let qrels = read_qrels(&spec.set)?;
     let all_queries = queries.len();
@@ -361,9 +376,8 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     }));
 
     let who = Principal::system();
+    let slug_of: HashMap<i64, &str> = articles.iter().map(|a| (a.id, a.slug.as_str())).collect();
     if let Some(path) = &spec.dump {
-        let slug_of: HashMap<i64, &str> =
-            articles.iter().map(|a| (a.id, a.slug.as_str())).collect();
         let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
         for (qid, text) in &queries {
             let req = SearchRequest {
@@ -391,44 +405,37 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
         w.flush()?;
         eprintln!("wrote candidate unions to {}", path.display());
     }
-    let configs: Vec<(String, SearchMode, Option<Fusion>)> = vec![
+    let mut configs: Vec<(String, SearchMode, Option<Fusion>)> = vec![
         ("lexical (BM25, KMT)".into(), SearchMode::Lexical, None),
         (
             format!("semantic ({}, max passage)", spec.embedder.name()),
             SearchMode::Semantic,
             None,
         ),
-        (
-            "hybrid: RRF (k=60)".into(),
-            SearchMode::Hybrid,
-            Some(Fusion::Rrf),
-        ),
-        (
-            "hybrid: convex w=0.3".into(),
-            SearchMode::Hybrid,
-            Some(Fusion::Convex(0.3)),
-        ),
-        (
-            "hybrid: convex w=0.5".into(),
-            SearchMode::Hybrid,
-            Some(Fusion::Convex(0.5)),
-        ),
-        (
-            "hybrid: convex w=0.7".into(),
-            SearchMode::Hybrid,
-            Some(Fusion::Convex(0.7)),
-        ),
-        (
-            "hybrid: convex w=0.8".into(),
-            SearchMode::Hybrid,
-            Some(Fusion::Convex(0.8)),
-        ),
-        (
-            "**hybrid: adaptive (default)**".into(),
-            SearchMode::Hybrid,
-            Some(Fusion::Adaptive),
-        ),
     ];
+    for fusion in [
+        Fusion::Rrf,
+        Fusion::Convex(0.3),
+        Fusion::Convex(0.5),
+        Fusion::Convex(0.7),
+        Fusion::Convex(0.75),
+        Fusion::Convex(0.8),
+        Fusion::Convex(0.85),
+        Fusion::Convex(0.9),
+        Fusion::Adaptive,
+    ] {
+        let name = match fusion {
+            Fusion::Rrf => "hybrid: RRF (k=60)".to_string(),
+            Fusion::Convex(w) => format!("hybrid: convex w={w}"),
+            Fusion::Adaptive => "hybrid: adaptive (weight by agreement)".to_string(),
+        };
+        let name = if fusion == Fusion::Convex(model.hybrid_weight()) {
+            format!("**{name} (default)**")
+        } else {
+            name
+        };
+        configs.push((name, SearchMode::Hybrid, Some(fusion)));
+    }
     let mut rows = Vec::new();
     for (name, mode, fusion) in configs {
         let mut per = Vec::new();
@@ -456,20 +463,32 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
             per_query: per.iter().map(|m| m.ndcg10).collect(),
         });
     }
-    let reference: Option<Metrics> = match &spec.reference {
-        Some(p) => Some(
-            serde_json::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?,
-            )
-            .context("reference json")?,
-        ),
-        None => None,
-    };
+    let mut bound = Vec::new();
+    for (qid, text) in &queries {
+        let req = SearchRequest {
+            q: text.clone(),
+            limit: 100,
+            match_mode: engine::search::MatchMode::Any,
+            ..Default::default()
+        };
+        let union = index.hybrid_union(&who, &req)?;
+        bound.push(best_convex(&union, &slug_of, &qrels[qid]));
+    }
+    let bound = mean(&bound);
+    let mut reference = Vec::new();
+    for (label, p) in &spec.reference {
+        let m: Metrics = serde_json::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?,
+        )
+        .with_context(|| format!("reference json {}", p.display()))?;
+        reference.push((label.clone(), m));
+    }
     let md = markdown(
         spec,
         model.model_id(),
         &rows,
-        reference,
+        &reference,
+        bound,
         articles.len(),
         (queries.len(), all_queries),
     );
@@ -477,31 +496,34 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     if let Some(out) = &spec.out {
         // One section per embedder, so their results stand side by side.
         let label = match spec.embedder {
-            EmbedderChoice::Local => "relevance-msmarco-5k",
-            EmbedderChoice::Static => "relevance-msmarco-5k-static",
+            EmbedderChoice::Local => format!("relevance-{}", set_name(&spec.set)),
+            EmbedderChoice::Static => format!("relevance-{}-static", set_name(&spec.set)),
         };
-        crate::report::upsert_section(out, label, &md)?;
+        crate::report::upsert_section(out, &label, &md)?;
         eprintln!("updated {}", out.display());
     }
     Ok(())
+}
+
+/// The set's folder name (`msmarco-5k`, `pgdocs-questions`).
+fn set_name(set: &Path) -> &str {
+    set.file_name().and_then(|n| n.to_str()).unwrap_or("set")
 }
 
 fn markdown(
     spec: &RelevanceSpec,
     model_id: &str,
     rows: &[Row],
-    reference: Option<Metrics>,
+    reference: &[(String, Metrics)],
+    bound: Metrics,
     articles: usize,
     (queries, all_queries): (usize, usize),
 ) -> String {
     let scale = queries as f64 / all_queries.max(1) as f64;
     let mut s = String::new();
     s.push_str(&format!(
-        "## Relevance: {} ({articles} passages, {queries} judged queries), embedder {}\n\n",
-        spec.set
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("set"),
+        "## Relevance: {} ({articles} articles, {queries} judged queries), embedder {}\n\n",
+        set_name(&spec.set),
         model_id
     ));
     s.push_str(&format!(
@@ -509,19 +531,32 @@ fn markdown(
         spec.command,
         chrono::Utc::now().format("%Y-%m-%d")
     ));
-    s.push_str(&format!(
-        "nDCG@10 is averaged over the {queries} queries that have judgments (as BEIR and trec_eval do); the column \"over all {all_queries}\" counts the {} unjudged queries as 0, the scale of the reference numbers quoted in issue 3 (bm25s 0.620, dense 0.704, goal 0.72).\n\n",
-        all_queries - queries
-    ));
-    s.push_str(&format!("| ranker | nDCG@10 | nDCG@10 over all {all_queries} | recall@100 | MRR@10 | queries worse than the better single mode (nDCG@10) |\n|---|---:|---:|---:|---:|---:|\n"));
-    if let Some(r) = reference {
+    if queries < all_queries {
         s.push_str(&format!(
-            "| reference: bm25s (Snowball English), same run | {:.3} | {:.3} | {:.3} | {:.3} | |\n",
-            r.ndcg10,
-            r.ndcg10 * scale,
-            r.recall100,
-            r.mrr10
+            "nDCG@10 is averaged over the {queries} queries that have judgments (as BEIR and trec_eval do); the column \"over all {all_queries}\" counts the {} unjudged queries as 0, the scale of the reference numbers quoted in issue 3 (bm25s 0.620, dense 0.704, goal 0.72).\n\n",
+            all_queries - queries
         ));
+    }
+    // The "over all" column only where some queries have no judgments.
+    let partial = queries < all_queries;
+    let row = |name: &str, m: &Metrics, worse: &str| {
+        let all = if partial {
+            format!(" {:.3} |", m.ndcg10 * scale)
+        } else {
+            String::new()
+        };
+        format!(
+            "| {name} | {:.3} |{all} {:.3} | {:.3} | {worse} |\n",
+            m.ndcg10, m.recall100, m.mrr10
+        )
+    };
+    if partial {
+        s.push_str(&format!("| ranker | nDCG@10 | nDCG@10 over all {all_queries} | recall@100 | MRR@10 | queries worse than the better single mode (nDCG@10) |\n|---|---:|---:|---:|---:|---:|\n"));
+    } else {
+        s.push_str("| ranker | nDCG@10 | recall@100 | MRR@10 | queries worse than the better single mode (nDCG@10) |\n|---|---:|---:|---:|---:|\n");
+    }
+    for (label, r) in reference {
+        s.push_str(&row(&format!("reference: {label}, same run"), r, ""));
     }
     let lex = rows.iter().find(|r| r.name.starts_with("lexical"));
     let sem = rows.iter().find(|r| r.name.starts_with("semantic"));
@@ -538,16 +573,59 @@ fn markdown(
             }
             _ => String::new(),
         };
-        s.push_str(&format!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {worse} |\n",
-            r.name,
-            r.mean.ndcg10,
-            r.mean.ndcg10 * scale,
-            r.mean.recall100,
-            r.mean.mrr10
-        ));
+        s.push_str(&row(&r.name, &r.mean, &worse));
     }
+    s.push_str(&row(
+        "bound: convex with the best weight per query (oracle, not a ranker)",
+        &bound,
+        "",
+    ));
     s
+}
+
+/// The metrics of the convex combination (the engine's normalisation:
+/// similarity min-max over the union, BM25 over its maximum) with the
+/// semantic weight, in steps of 0.05, that gives this query the best
+/// nDCG@10.
+fn best_convex(
+    union: &[engine::search::UnionCandidate],
+    slug_of: &HashMap<i64, &str>,
+    judged: &HashMap<String, u32>,
+) -> Metrics {
+    let max_lex = union
+        .iter()
+        .filter_map(|c| c.lexical)
+        .fold(0.0f32, f32::max);
+    let (lo, hi) = union
+        .iter()
+        .filter_map(|c| c.semantic)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s), hi.max(s))
+        });
+    let mut best = Metrics::default();
+    for step in 0..=20 {
+        let w = step as f32 / 20.0;
+        let mut ranked: Vec<(f32, &str)> = union
+            .iter()
+            .map(|c| {
+                let sim = c
+                    .semantic
+                    .map_or(0.0, |s| if hi > lo { (s - lo) / (hi - lo) } else { 1.0 });
+                let lex = c
+                    .lexical
+                    .map_or(0.0, |l| if max_lex > 0.0 { l / max_lex } else { 0.0 });
+                let slug = slug_of.get(&c.id).copied().unwrap_or_default();
+                (w * sim + (1.0 - w) * lex, slug)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let ranked: Vec<String> = ranked.into_iter().map(|(_, s)| s.to_string()).collect();
+        let m = score(&ranked, judged);
+        if m.ndcg10 > best.ndcg10 {
+            best = m;
+        }
+    }
+    best
 }
 
 #[cfg(test)]
