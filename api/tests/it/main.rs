@@ -30,4 +30,5 @@ mod session;
 mod suggest;
 mod usage;
 mod usage_analytics;
+mod users;
 mod workflow;
