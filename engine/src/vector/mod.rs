@@ -170,7 +170,7 @@ impl VectorIndex {
             table: RwLock::new(table),
             writer: Mutex::new(()),
         };
-        inner.repair(0);
+        inner.repair(0, &[]);
         VectorIndex {
             inner: Arc::new(ArcSwap::from_pointee(inner)),
         }

@@ -62,10 +62,12 @@ impl Inner {
     /// reachable slots; what still cannot be found goes on the orphan list
     /// (scanned exactly). Returns how many went on the list.
     ///
-    /// Only slots from `from` on are checked: slots covered by an earlier
-    /// copy are not rechecked after later inserts (a full check of 100k
-    /// vectors takes ~7 s; compaction rebuilds and checks everything).
-    pub(super) fn repair(&self, from: usize) -> usize {
+    /// With `from > 0` (a new copy after inserts) the slots checked are the
+    /// new ones and the `lost` ones, older slots that lost a link to them in
+    /// the new copy; the other older slots are not rechecked (a full check
+    /// of 100k vectors takes ~7 s; compaction rebuilds and checks
+    /// everything).
+    pub(super) fn repair(&self, from: usize, lost: &[u32]) -> usize {
         let t = self.table.read().expect("vector table lock");
         let unreachable = |t: &Table, slots: Vec<u32>| -> Vec<u32> {
             slots
@@ -73,7 +75,19 @@ impl Inner {
                 .filter(|&s| t.alive[s as usize] && !finds_itself(t, self.dim, s))
                 .collect()
         };
-        let missing = unreachable(&t, (from as u32..t.links.covered as u32).collect());
+        let checked = |t: &Table| -> Vec<u32> {
+            let orphans: std::collections::HashSet<u32> = if from == 0 {
+                Default::default()
+            } else {
+                t.orphans.iter().copied().collect()
+            };
+            lost.iter()
+                .copied()
+                .filter(|&s| (s as usize) < from && !orphans.contains(&s))
+                .chain(from as u32..t.links.covered as u32)
+                .collect()
+        };
+        let missing = unreachable(&t, checked(&t));
         if missing.is_empty() {
             drop(t);
             if from == 0 {
@@ -106,9 +120,9 @@ impl Inner {
         let mut t = self.table.write().expect("vector table lock");
         t.links.add_links(&links);
         // New links change which paths a walk takes, so a slot found before
-        // may not be now: check the whole range again, and put whatever is
+        // may not be now: check the same slots again, and put whatever is
         // still not found on the orphan list.
-        let still = unreachable(&t, (from as u32..t.links.covered as u32).collect());
+        let still = unreachable(&t, checked(&t));
         tracing::info!(
             unreachable = missing.len(),
             orphans = still.len(),
@@ -124,16 +138,18 @@ impl Inner {
     }
 
     /// Copies the graph's links again (covering every slot inserted since
-    /// the last copy) and repairs what the new slots cannot reach. The
+    /// the last copy) and repairs the new slots and the older ones that lost
+    /// a link to them in the new copy, when a walk cannot find them. The
     /// caller holds the writer lock, so no insert is half done.
     pub(super) fn recopy(&self) {
         let slots = self.table.read().expect("vector table lock").article.len();
         let mut links = Links::copy(&self.hnsw, slots);
-        let from = {
+        let (from, lost) = {
             let mut t = self.table.write().expect("vector table lock");
             links.add_links(&t.links.added);
-            std::mem::replace(&mut t.links, links).covered
+            let lost = t.links.lost_in_links(&links);
+            (std::mem::replace(&mut t.links, links).covered, lost)
         };
-        self.repair(from);
+        self.repair(from, &lost);
     }
 }

@@ -127,6 +127,24 @@ impl Links {
         self.added.extend(links);
     }
 
+    /// The slots some slot linked to on layer 0 here but no longer does in
+    /// `newer`, a later copy: hnsw_rs prunes neighbour lists as points
+    /// arrive, so these are the older slots a new copy can cut off.
+    pub(super) fn lost_in_links(&self, newer: &Links) -> Vec<u32> {
+        let mut lost: Vec<u32> = (0..self.covered.min(newer.covered) as u32)
+            .flat_map(|s| {
+                let now = newer.level0(s);
+                self.level0(s)
+                    .iter()
+                    .copied()
+                    .filter(move |t| !now.contains(t))
+            })
+            .collect();
+        lost.sort_unstable();
+        lost.dedup();
+        lost
+    }
+
     fn level0(&self, slot: u32) -> &[u32] {
         let s = slot as usize;
         &self.level0[self.offsets[s] as usize..self.offsets[s + 1] as usize]
@@ -310,6 +328,9 @@ mod tests {
             .walk(&vectors, dim, q, 10, 64, &all)
             .iter()
             .all(|&(_, s)| s != target));
+        // Comparing the copies names exactly the slot that lost its links.
+        assert_eq!(links.lost_in_links(&cut), vec![target]);
+        assert!(cut.lost_in_links(&links).is_empty());
         // Links from its nearest reachable slots bring it back.
         let near: Vec<(u32, u32)> = cut
             .walk(&vectors, dim, q, 4, 64, &|s| s != target)
