@@ -79,6 +79,13 @@ impl Model {
         Ok(self.embedder().embed(texts)?)
     }
 
+    /// Short calls on f16 weights or not (the local model only).
+    fn set_f16_weights(&mut self, on: bool) {
+        if let Model::Local(m) = self {
+            m.set_f16_weights(on);
+        }
+    }
+
     /// Tokens per text as the model sees them (the static model looks up
     /// no special tokens).
     fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>> {
@@ -121,29 +128,41 @@ pub fn run(spec: &EmbedSpec) -> Result<()> {
     }
 
     let t = Instant::now();
-    let model = Model::load(spec.embedder, &spec.model_dir)?;
+    let mut model = Model::load(spec.embedder, &spec.model_dir)?;
     let load = t.elapsed();
 
-    // Queries: one text per call, as a search embeds its query.
+    // Queries: one text per call, as a search embeds its query. The local
+    // model is measured with its f16 weights for short calls (the default)
+    // and with f32 weights only, in alternating rounds of the same run.
     let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
     for q in texts.iter().take(10) {
         model.embed(&[q])?;
     }
     let query_tokens = model.token_counts(&texts)?;
-    let mut lat = Vec::with_capacity(spec.queries);
-    let cpu0 = process_cpu();
-    for i in 0..spec.queries {
-        let q = texts[i % texts.len()];
-        let t = Instant::now();
-        model.embed(&[q])?;
-        lat.push(t.elapsed());
-    }
-    let query_cpu = cpu_since(cpu0).map(|c| c / spec.queries as u32);
-    lat.sort();
-    let pct = |p: f64| -> Duration {
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i]
+    let variants: &[(&str, bool)] = match model {
+        Model::Local(_) => &[
+            ("query latency, f16 weights (default)", true),
+            ("query latency, f32 weights", false),
+        ],
+        Model::Static(_) => &[("query latency (1 text/call)", true)],
     };
+    let mut lat = vec![Vec::with_capacity(spec.queries); variants.len()];
+    let mut cpu = vec![Duration::ZERO; variants.len()];
+    const ROUNDS: usize = 10;
+    for round in 0..ROUNDS {
+        for (v, &(_, f16)) in variants.iter().enumerate() {
+            model.set_f16_weights(f16);
+            let cpu0 = process_cpu();
+            for i in (round * spec.queries / ROUNDS)..((round + 1) * spec.queries / ROUNDS) {
+                let q = texts[i % texts.len()];
+                let t = Instant::now();
+                model.embed(&[q])?;
+                lat[v].push(t.elapsed());
+            }
+            cpu[v] += cpu_since(cpu0).unwrap_or_default();
+        }
+    }
+    model.set_f16_weights(true);
     let mean_tokens = query_tokens.iter().sum::<usize>() as f64 / query_tokens.len() as f64;
 
     // Passages: whole MS MARCO passages, then full 150-word windows.
@@ -174,16 +193,24 @@ pub fn run(spec: &EmbedSpec) -> Result<()> {
     );
     println!("| measurement | n | tokens/text | p50 | p99 | mean | CPU/query |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mean = lat.iter().sum::<Duration>() / lat.len().max(1) as u32;
-    println!(
-        "| query latency (1 text/call) | {} | {:.1} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
-        lat.len(),
-        mean_tokens,
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(mean),
-        fmt_opt(query_cpu.map(ms), " ms")
-    );
+    for ((name, _), (lat, cpu)) in variants.iter().zip(lat.iter_mut().zip(&cpu)) {
+        lat.sort();
+        let pct = |p: f64| -> Duration {
+            let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+            lat[i]
+        };
+        let mean = lat.iter().sum::<Duration>() / lat.len().max(1) as u32;
+        let per_query = (!cpu.is_zero()).then(|| *cpu / lat.len().max(1) as u32);
+        println!(
+            "| {name} | {} | {:.1} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            lat.len(),
+            mean_tokens,
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(mean),
+            fmt_opt(per_query.map(ms), " ms")
+        );
+    }
     println!();
     println!(
         "| throughput ({} texts/call) | passages | tokens/text | tokens/s | passages/s | tokens/CPU-s |",

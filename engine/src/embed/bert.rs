@@ -22,6 +22,8 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 use gemm::{gemm, Parallelism};
+
+use super::f16_weights::{self, HalfMatrix};
 use rayon::prelude::*;
 
 /// Layer-norm epsilon of the model's configuration.
@@ -31,18 +33,38 @@ const LN_EPS: f32 = 1e-12;
 /// (`in × out`, row-major), the layout a product `x · Wᵀ` reads directly.
 struct Layer {
     /// Query, key and value projections side by side: `h × 3h`.
-    qkv_w: Vec<f32>,
+    qkv: Linear,
     qkv_b: Vec<f32>,
-    out_w: Vec<f32>,
+    out: Linear,
     out_b: Vec<f32>,
     ln1_g: Vec<f32>,
     ln1_b: Vec<f32>,
-    up_w: Vec<f32>,
+    up: Linear,
     up_b: Vec<f32>,
-    down_w: Vec<f32>,
+    down: Linear,
     down_b: Vec<f32>,
     ln2_g: Vec<f32>,
     ln2_b: Vec<f32>,
+}
+
+/// A weight matrix (`k × n`, row-major), in f32 and again in f16 for calls
+/// of few tokens.
+struct Linear {
+    w: Vec<f32>,
+    half: HalfMatrix,
+    k: usize,
+    n: usize,
+}
+
+impl Linear {
+    fn new(w: Vec<f32>, k: usize, n: usize) -> Linear {
+        Linear {
+            half: HalfMatrix::new(&w, k, n),
+            w,
+            k,
+            n,
+        }
+    }
 }
 
 /// The encoder: embeddings, layers and shapes.
@@ -58,6 +80,8 @@ pub(crate) struct Bert {
     emb_ln_g: Vec<f32>,
     emb_ln_b: Vec<f32>,
     layers: Vec<Layer>,
+    /// Calls of at most this many tokens in all read the f16 weights.
+    half_rows: usize,
 }
 
 type LoadResult<T> = std::result::Result<T, String>;
@@ -131,15 +155,15 @@ impl Bert {
             let up_b = v("intermediate.dense.bias")?;
             inter = up_b.len();
             layers.push(Layer {
-                qkv_w,
+                qkv: Linear::new(qkv_w, hidden, 3 * hidden),
                 qkv_b,
-                out_w: t("attention.output.dense.weight")?,
+                out: Linear::new(t("attention.output.dense.weight")?, hidden, hidden),
                 out_b: v("attention.output.dense.bias")?,
                 ln1_g: v("attention.output.LayerNorm.weight")?,
                 ln1_b: v("attention.output.LayerNorm.bias")?,
-                up_w: t("intermediate.dense.weight")?,
+                up: Linear::new(t("intermediate.dense.weight")?, hidden, inter),
                 up_b,
-                down_w: t("output.dense.weight")?,
+                down: Linear::new(t("output.dense.weight")?, inter, hidden),
                 down_b: v("output.dense.bias")?,
                 ln2_g: v("output.LayerNorm.weight")?,
                 ln2_b: v("output.LayerNorm.bias")?,
@@ -159,7 +183,14 @@ impl Bert {
             emb_ln_g: vec("embeddings.LayerNorm.weight")?,
             emb_ln_b: vec("embeddings.LayerNorm.bias")?,
             layers,
+            half_rows: HALF_ROWS,
         })
+    }
+
+    /// Whether short calls read the f16 weights (the default) or always the
+    /// f32 ones (to measure the difference).
+    pub(crate) fn set_f16_weights(&mut self, on: bool) {
+        self.half_rows = if on { HALF_ROWS } else { 0 };
     }
 
     /// Mean-pooled (not normalised) last hidden states of each input (token
@@ -200,16 +231,16 @@ impl Bert {
         let mut up = vec![0.0f32; rows * self.inter];
         for layer in &self.layers {
             // Q, K, V of every token in one product.
-            matmul(&mut qkv, &x, &layer.qkv_w, rows, h, 3 * h, false);
+            self.product(&mut qkv, &x, &layer.qkv, rows, false);
             add_bias_rows(&mut qkv, &layer.qkv_b);
             self.attention(&qkv, &mut ctx, &spans);
             // x ← LN(x + ctx · Woᵀ + b)
-            matmul(&mut x, &ctx, &layer.out_w, rows, h, h, true);
+            self.product(&mut x, &ctx, &layer.out, rows, true);
             bias_layer_norm_rows(&mut x, h, &layer.out_b, &layer.ln1_g, &layer.ln1_b);
             // x ← LN(x + GELU(x · Wupᵀ + b) · Wdownᵀ + b)
-            matmul(&mut up, &x, &layer.up_w, rows, h, self.inter, false);
+            self.product(&mut up, &x, &layer.up, rows, false);
             bias_gelu_rows(&mut up, &layer.up_b);
-            matmul(&mut x, &up, &layer.down_w, rows, self.inter, h, true);
+            self.product(&mut x, &up, &layer.down, rows, true);
             bias_layer_norm_rows(&mut x, h, &layer.down_b, &layer.ln2_g, &layer.ln2_b);
         }
         spans
@@ -224,6 +255,16 @@ impl Bert {
                 v
             })
             .collect()
+    }
+
+    /// `dst (m × n) = [dst +] a (m × k) · W`, reading the f16 weights for
+    /// calls of at most `half_rows` tokens.
+    fn product(&self, dst: &mut [f32], a: &[f32], lin: &Linear, m: usize, add: bool) {
+        if m <= self.half_rows && f16_weights::usable(&lin.half) {
+            f16_weights::matmul(dst, a, &lin.half, m, add);
+        } else {
+            matmul(dst, a, &lin.w, m, lin.k, lin.n, add);
+        }
     }
 
     /// Scaled dot-product attention of each input over its own tokens, per
@@ -309,6 +350,11 @@ struct SendPtr(*mut f32);
 // SAFETY: see `attention`: tasks write disjoint regions.
 unsafe impl Sync for SendPtr {}
 unsafe impl Send for SendPtr {}
+
+/// Inputs of at most this many tokens in all (a query, a title) read the
+/// f16 weights: their products stream the weights once and are bound by
+/// memory, not arithmetic (`f16_weights.rs`).
+const HALF_ROWS: usize = 32;
 
 /// `dst (m × n) = [dst +] a (m × k) · b (k × n)`, all row-major.
 fn matmul(dst: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, add: bool) {

@@ -12,6 +12,7 @@
 //! embedded twice.
 
 mod bert;
+mod f16_weights;
 pub mod local;
 pub mod remote;
 pub mod static_model;

@@ -179,6 +179,13 @@ fn local_fused_forward_matches_candle_bert() {
         let what: String = text.chars().take(30).collect();
         assert_close(got, &want, 2e-5, &what);
         assert!(dot(got, &want) > 0.999_999, "{text:?}");
+        // Alone, a short text (a query) takes the f16-weight path: its
+        // weights are rounded to 11 bits, nothing else changes.
+        if n <= 32 {
+            let alone = &model().embed(&[text]).expect("embed")[0];
+            assert_close(alone, &want, 2e-4, &what);
+            assert!(dot(alone, &want) > 0.999_99, "{text:?}");
+        }
     }
 }
 
