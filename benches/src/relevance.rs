@@ -380,13 +380,7 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     if let Some(path) = &spec.dump {
         let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
         for (qid, text) in &queries {
-            let req = SearchRequest {
-                q: text.clone(),
-                limit: 100,
-                match_mode: engine::search::MatchMode::Any,
-                ..Default::default()
-            };
-            let union = index.hybrid_union(&who, &req)?;
+            let union = index.hybrid_union(&who, &request(text, None, None))?;
             let cands: Vec<serde_json::Value> = union
                 .iter()
                 .map(|c| {
@@ -440,14 +434,7 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     for (name, mode, fusion) in configs {
         let mut per = Vec::new();
         for (qid, text) in &queries {
-            let req = SearchRequest {
-                q: text.clone(),
-                limit: 100,
-                mode: Some(mode),
-                fusion,
-                match_mode: engine::search::MatchMode::Any,
-                ..Default::default()
-            };
+            let req = request(text, Some(mode), fusion);
             let res = index.search(&who, &req)?;
             let ranked: Vec<String> = res.hits.into_iter().map(|h| h.slug).collect();
             per.push(score(&ranked, &qrels[qid]));
@@ -465,13 +452,7 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
     }
     let mut bound = Vec::new();
     for (qid, text) in &queries {
-        let req = SearchRequest {
-            q: text.clone(),
-            limit: 100,
-            match_mode: engine::search::MatchMode::Any,
-            ..Default::default()
-        };
-        let union = index.hybrid_union(&who, &req)?;
+        let union = index.hybrid_union(&who, &request(text, None, None))?;
         bound.push(best_convex(&union, &slug_of, &qrels[qid]));
     }
     let bound = mean(&bound);
@@ -503,6 +484,18 @@ pub fn run(spec: &RelevanceSpec) -> Result<()> {
         eprintln!("updated {}", out.display());
     }
     Ok(())
+}
+
+/// What every row asks: any word may match, the first 100 hits.
+fn request(q: &str, mode: Option<SearchMode>, fusion: Option<Fusion>) -> SearchRequest {
+    SearchRequest {
+        q: q.to_string(),
+        limit: 100,
+        mode,
+        fusion,
+        match_mode: engine::search::MatchMode::Any,
+        ..Default::default()
+    }
 }
 
 /// The set's folder name (`msmarco-5k`, `pgdocs-questions`).
