@@ -51,7 +51,8 @@ struct Layer {
 /// of few tokens.
 struct Linear {
     w: Vec<f32>,
-    half: HalfMatrix,
+    /// `None` where the CPU cannot run the f16 kernel.
+    half: Option<HalfMatrix>,
     k: usize,
     n: usize,
 }
@@ -260,10 +261,9 @@ impl Bert {
     /// `dst (m × n) = [dst +] a (m × k) · W`, reading the f16 weights for
     /// calls of at most `half_rows` tokens.
     fn product(&self, dst: &mut [f32], a: &[f32], lin: &Linear, m: usize, add: bool) {
-        if m <= self.half_rows && f16_weights::usable(&lin.half) {
-            f16_weights::matmul(dst, a, &lin.half, m, add);
-        } else {
-            matmul(dst, a, &lin.w, m, lin.k, lin.n, add);
+        match &lin.half {
+            Some(half) if m <= self.half_rows => f16_weights::matmul(dst, a, half, m, add),
+            _ => matmul(dst, a, &lin.w, m, lin.k, lin.n, add),
         }
     }
 
@@ -345,9 +345,11 @@ impl Bert {
     }
 }
 
-/// A raw pointer the attention tasks share (they write disjoint parts).
-struct SendPtr(*mut f32);
-// SAFETY: see `attention`: tasks write disjoint regions.
+/// A raw pointer parallel tasks share: the attention heads and the f16
+/// products' column blocks, each writing its own disjoint part.
+pub(super) struct SendPtr(pub(super) *mut f32);
+// SAFETY: every user writes disjoint regions (see `attention` and
+// `f16_weights::matmul`).
 unsafe impl Sync for SendPtr {}
 unsafe impl Send for SendPtr {}
 

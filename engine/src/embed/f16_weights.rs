@@ -11,6 +11,8 @@
 
 use rayon::prelude::*;
 
+use super::bert::SendPtr;
+
 /// A `k × n` row-major matrix of f16 weights (`n` a multiple of 16).
 pub(crate) struct HalfMatrix {
     bits: Vec<u16>,
@@ -19,50 +21,47 @@ pub(crate) struct HalfMatrix {
 }
 
 impl HalfMatrix {
-    /// Rounds a `k × n` row-major f32 matrix to f16 (nearest, ties even).
-    pub(crate) fn new(w: &[f32], k: usize, n: usize) -> HalfMatrix {
+    /// Rounds a `k × n` row-major f32 matrix to f16 (nearest, ties even);
+    /// `None` when this CPU cannot run the kernel (it needs AVX2, FMA and
+    /// F16C) or `n` is not a multiple of 16, so no memory goes to a copy
+    /// nothing would read.
+    pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Option<HalfMatrix> {
         debug_assert_eq!(w.len(), k * n);
-        HalfMatrix {
+        if !n.is_multiple_of(COLS) || !cpu_has_kernel() {
+            return None;
+        }
+        Some(HalfMatrix {
             bits: w
                 .iter()
                 .map(|&x| ::half::f16::from_f32(x).to_bits())
                 .collect(),
             k,
             n,
-        }
+        })
     }
 }
 
 /// Columns per kernel block: two 8-lane registers.
 const COLS: usize = 16;
 
-/// Whether this CPU runs the kernel (AVX2, FMA and F16C), and the matrix
-/// has a shape it handles.
-pub(crate) fn usable(w: &HalfMatrix) -> bool {
+/// Whether this CPU runs the kernel (AVX2, FMA and F16C).
+fn cpu_has_kernel() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        w.n.is_multiple_of(COLS)
-            && std::arch::is_x86_feature_detected!("avx2")
+        std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = w;
         false
     }
 }
 
-/// A raw pointer the column halves share (they write disjoint columns).
-struct SendPtr(*mut f32);
-// SAFETY: the tasks write disjoint column ranges of the destination.
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
-
-/// `dst (m × n) = [dst +] a (m × k) · w (k × n)`; the caller checked
-/// [`usable`]. Column blocks are shared among the rayon threads.
+/// `dst (m × n) = [dst +] a (m × k) · w (k × n)`. Column blocks are
+/// shared among the rayon threads.
 pub(crate) fn matmul(dst: &mut [f32], a: &[f32], w: &HalfMatrix, m: usize, add: bool) {
-    assert!(dst.len() >= m * w.n && a.len() >= m * w.k && usable(w));
+    assert!(dst.len() >= m * w.n && a.len() >= m * w.k);
     let out = SendPtr(dst.as_mut_ptr());
     let blocks = w.n / COLS;
     let per_task = blocks.div_ceil(rayon::current_num_threads().max(1));
@@ -71,7 +70,8 @@ pub(crate) fn matmul(dst: &mut [f32], a: &[f32], w: &HalfMatrix, m: usize, add: 
         .with_min_len(per_task.max(1))
         .for_each(|b| {
             let out = &out;
-            // SAFETY: the CPU has the features (`usable`), the slices hold
+            // SAFETY: the CPU has the features (a `HalfMatrix` exists only
+            // then), the slices hold
             // the matrices (asserted), and each task writes only its own
             // columns `b * COLS..(b + 1) * COLS` of every row.
             #[cfg(target_arch = "x86_64")]
@@ -163,10 +163,9 @@ mod tests {
         let w: Vec<f32> = (0..k * n)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 97.0)
             .collect();
-        let h = HalfMatrix::new(&w, k, n);
-        if !usable(&h) {
+        let Some(h) = HalfMatrix::new(&w, k, n) else {
             return; // nothing to compare on a CPU without F16C
-        }
+        };
         let rounded: Vec<f32> = h
             .bits
             .iter()

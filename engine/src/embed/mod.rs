@@ -89,7 +89,8 @@ pub fn passages(title: &str, summary: &str, body: &str) -> Vec<String> {
     let stem = title.trim_end_matches('…').trim();
     let title = if !stem.is_empty()
         && (begins_with_words(&words, stem, cut)
-            || begins_with_words(&body.split_whitespace().collect::<Vec<_>>(), stem, cut))
+            || (!summary.trim().is_empty()
+                && begins_with_words(&body.split_whitespace().collect::<Vec<_>>(), stem, cut)))
     {
         ""
     } else {
